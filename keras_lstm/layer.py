@@ -1,0 +1,192 @@
+"""LSTM: the sequence layer, a drop-in for `keras.layers.LSTM`.
+
+Runs `LSTMCell` over time through `keras.layers.RNN`, which provides masking,
+go_backwards, stateful, return_state, initial_state, unroll and works inside
+`keras.layers.Bidirectional`. The arguments, the weights and the config are
+those of `keras.layers.LSTM`, so either layer loads the other's weights.
+"""
+
+import keras
+
+from keras_lstm import validation
+from keras_lstm.cell import LSTMCell
+
+_CELL_ARGS = (
+    "units",
+    "activation",
+    "recurrent_activation",
+    "use_bias",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "unit_forget_bias",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+    "dropout",
+    "recurrent_dropout",
+    "seed",
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_lstm")
+class LSTM(keras.layers.RNN):
+    """Long Short-Term Memory layer (Hochreiter & Schmidhuber, 1997).
+
+    Same arguments, weights and outputs as `keras.layers.LSTM`; see
+    `keras_lstm.LSTMCell` for the cell's arguments.
+
+    Args:
+        units: Positive int, size of the hidden and cell states.
+        return_sequences: Return h_t for every step (batch, time, units)
+            instead of the last one (batch, units).
+        return_state: Also return the final states h_T and c_T.
+        go_backwards: Process the sequence in reverse (and return the
+            outputs reversed, as Keras does).
+        stateful: Carry the final states of batch k over as the initial states
+            of batch k+1; needs a fixed batch size.
+        unroll: Unroll the time loop (short sequences only).
+        use_cudnn: Accepted for compatibility with `keras.layers.LSTM`.
+        **kwargs: The cell's arguments (activation, initializers, dropout, ...)
+            and the base layer's (name, dtype, ...).
+
+    Call arguments:
+        sequences: float tensor (batch, timesteps, features).
+        initial_state: optional [h_0, c_0], each (batch, units).
+        mask: optional bool tensor (batch, timesteps); a masked step keeps the
+            previous states and repeats the previous output.
+        training: whether dropout applies.
+
+    Example:
+
+    >>> model = keras.Sequential([
+    ...     keras.Input((None,), dtype="int32"),
+    ...     keras.layers.Embedding(1000, 32, mask_zero=True),
+    ...     keras_lstm.LSTM(64),
+    ...     keras.layers.Dense(1, activation="sigmoid"),
+    ... ])
+    """
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        use_cudnn="auto",
+        **kwargs,
+    ):
+        kwargs.pop("implementation", None)  # Keras 2 argument, no effect.
+        if use_cudnn not in ("auto", True, False):
+            raise ValueError(
+                "`use_cudnn` must be one of 'auto', True or False. "
+                f"Received: use_cudnn={use_cudnn!r}"
+            )
+        cell = LSTMCell(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            unit_forget_bias=unit_forget_bias,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name="lstm_cell",
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            activity_regularizer=activity_regularizer,
+            **kwargs,
+        )
+        self.use_cudnn = use_cudnn
+
+    def __call__(self, sequences, initial_state=None, mask=None, **kwargs):
+        # Check everything the user gave before Keras builds or computes.
+        shape = validation.check_sequence_input(sequences, self.name)
+        validation.check_mask(mask, shape, self.name)
+        validation.check_initial_state(
+            initial_state, shape, self.units, self.name
+        )
+        if self.stateful and shape[0] is None and not self.built:
+            raise ValueError(
+                f"Layer '{self.name}' is stateful, so it needs a fixed batch "
+                "size: give the model `keras.Input(batch_shape=(batch, "
+                "timesteps, features))`. Received: inputs.shape="
+                f"{shape}"
+            )
+        if initial_state is not None:
+            kwargs["initial_state"] = initial_state
+        if mask is not None:
+            kwargs["mask"] = mask
+        return super().__call__(sequences, **kwargs)
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        return super().call(
+            sequences,
+            initial_state=initial_state,
+            mask=mask,
+            training=training,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        del config["cell"]
+        cell_config = self.cell.get_config()
+        for name in _CELL_ARGS:
+            config[name] = cell_config[name]
+        config["use_cudnn"] = self.use_cudnn
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _forward_to_cell(name):
+    return property(
+        lambda self: getattr(self.cell, name),
+        doc=f"The cell's `{name}`.",
+    )
+
+
+for _name in _CELL_ARGS:
+    setattr(LSTM, _name, _forward_to_cell(_name))
+del _name

@@ -1,0 +1,116 @@
+"""Argument and input checks shared by the cells and the layer.
+
+Every check raises before any computation, and every message says what was
+expected and ends with ``Received: name=value`` as Keras's own errors do.
+"""
+
+import numbers
+
+import numpy as np
+from keras import backend
+
+
+def check_units(units, name="units"):
+    """Returns `units` if it is a positive Python int, else raises."""
+    if isinstance(units, bool) or not isinstance(units, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be a positive integer (the size of the hidden "
+            f"state). Received: {name}={units!r} of type {type(units).__name__}"
+        )
+    if units <= 0:
+        raise ValueError(
+            f"`{name}` must be a positive integer (the size of the hidden "
+            f"state). Received: {name}={units}"
+        )
+    return int(units)
+
+
+def check_rate(rate, name):
+    """Returns `rate` as a float if it lies in [0, 1), else raises."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+        raise TypeError(
+            f"`{name}` must be a float in [0, 1). "
+            f"Received: {name}={rate!r} of type {type(rate).__name__}"
+        )
+    if not 0.0 <= float(rate) < 1.0:
+        raise ValueError(
+            f"`{name}` must be a float in [0, 1) (the fraction of units to "
+            f"drop). Received: {name}={rate}"
+        )
+    return float(rate)
+
+
+def _dtype_name(x):
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(x).dtype
+    return backend.standardize_dtype(dtype)
+
+
+def _shape(x):
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        shape = np.shape(x)
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+def check_sequence_input(inputs, layer_name):
+    """Checks that `inputs` is a float tensor of shape (batch, time, features)."""
+    shape = _shape(inputs)
+    if len(shape) != 3:
+        raise ValueError(
+            f"Layer '{layer_name}' expects inputs of rank 3, shaped "
+            f"(batch, timesteps, features). Received: inputs.shape={shape} "
+            f"(rank {len(shape)})"
+        )
+    dtype = _dtype_name(inputs)
+    if "float" not in dtype:
+        hint = ""
+        if "int" in dtype:
+            hint = " Integer token ids need an Embedding layer first."
+        raise TypeError(
+            f"Layer '{layer_name}' expects floating-point inputs "
+            f"(float16, bfloat16, float32 or float64).{hint} "
+            f"Received: inputs.dtype={dtype}"
+        )
+    return shape
+
+
+def check_mask(mask, input_shape, layer_name):
+    """Checks that `mask` is shaped (batch, timesteps) like the inputs."""
+    if mask is None:
+        return
+    shape = _shape(mask)
+    expected = input_shape[:2]
+    compatible = len(shape) == 2 and all(
+        a is None or b is None or a == b for a, b in zip(shape, expected)
+    )
+    if not compatible:
+        raise ValueError(
+            f"Layer '{layer_name}' expects a mask of shape (batch, timesteps) "
+            f"= {expected} matching its inputs. Received: mask.shape={shape}"
+        )
+
+
+def check_initial_state(initial_state, input_shape, units, layer_name):
+    """Checks that `initial_state` is [h, c], each shaped (batch, units)."""
+    if initial_state is None:
+        return
+    states = (
+        list(initial_state)
+        if isinstance(initial_state, (list, tuple))
+        else [initial_state]
+    )
+    shapes = [_shape(s) for s in states]
+    expected = (input_shape[0], units)
+    ok = len(states) == 2 and all(
+        len(s) == 2 and all(a is None or b is None or a == b
+                            for a, b in zip(s, expected))
+        for s in shapes
+    )
+    if not ok:
+        raise ValueError(
+            f"Layer '{layer_name}' expects initial_state to be a list of two "
+            f"tensors [h, c], each of shape (batch, units) = {expected}. "
+            f"Received: initial_state shapes={shapes}"
+        )
