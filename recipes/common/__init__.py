@@ -1,0 +1,1 @@
+"""What every recipe shares: strategy and precision setup, errors, outputs."""
