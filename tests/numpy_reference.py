@@ -44,13 +44,19 @@ def lstm_reference(
 ):
     """Runs the equations over (batch, time, features) inputs, in float64.
 
-    A masked step (mask False) keeps the previous h and c and repeats the
-    previous output, as keras.layers.LSTM does. With go_backwards the steps run
-    from last to first and the outputs come back in that (reversed) order.
+    A masked step (mask False) keeps the previous h and c and emits the
+    previous step's *output*, exactly as keras.layers.LSTM does. Before the
+    first step that output is zeros, not h_0: a sequence whose first steps are
+    masked emits zeros there even with a non-zero initial_state, and a fully
+    masked sequence returns a zero last output while its final states stay
+    (h_0, c_0). With go_backwards the steps run from last to first and the
+    outputs come back in that (reversed) order, as Keras returns them.
 
     Returns:
-        (outputs (batch, time, units), h_T (batch, units), c_T (batch, units),
-        gates: dict of name -> (batch, time, units) in processing order).
+        (outputs (batch, time, units) in processing order, whose last step is
+        the layer's last output; h_T (batch, units), c_T (batch, units), the
+        final states; gates: dict of name -> (batch, time, units) in
+        processing order, computed also for masked steps).
     """
     x = np.asarray(x, dtype=np.float64)
     batch, steps, _ = x.shape
@@ -65,12 +71,14 @@ def lstm_reference(
     mask = np.asarray(mask, dtype=bool)
     order = range(steps - 1, -1, -1) if go_backwards else range(steps)
     outputs, trace = [], {k: [] for k in ("f", "i", "c_hat", "o", "c", "h")}
+    output = np.zeros((batch, units))  # What a masked first step emits.
     for t in order:
         new = lstm_step(x[:, t], h, c, kernel, recurrent_kernel, bias)
         keep = mask[:, t][:, None]
         h = np.where(keep, new["h"], h)
         c = np.where(keep, new["c"], c)
-        outputs.append(h)
+        output = np.where(keep, new["h"], output)
+        outputs.append(output)
         for k in trace:
             trace[k].append(new[k])
     gates = {k: np.stack(v, axis=1) for k, v in trace.items()}
