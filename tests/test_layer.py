@@ -1,0 +1,389 @@
+"""keras_lstm.LSTM against the NumPy reference, option by option."""
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_lstm
+from numpy_reference import lstm_reference
+
+BATCH, STEPS, FEATURES, UNITS = 3, 5, 4, 6
+ATOL = 1e-5
+
+MASKS = {
+    "left": [[0, 0, 1, 1, 1], [0, 1, 1, 1, 1], [1, 1, 1, 1, 1]],
+    "right": [[1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 1]],
+    "middle": [[1, 0, 0, 1, 1], [1, 1, 0, 1, 1], [1, 0, 1, 0, 1]],
+    "all_masked_row": [[0, 0, 0, 0, 0], [1, 1, 0, 0, 1], [0, 1, 1, 1, 1]],
+}
+
+
+def random_inputs(*shape, seed=1):
+    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
+
+
+def build_random(layer, input_shape, seed=0, scale=0.5):
+    """Builds `layer`, gives it random weights and returns them."""
+    layer.build(input_shape)
+    rng = np.random.default_rng(seed)
+    weights = [
+        (scale * rng.standard_normal(w.shape)).astype("float32")
+        for w in layer.get_weights()
+    ]
+    layer.set_weights(weights)
+    return weights
+
+
+def assert_matches_reference(result, reference, return_sequences, return_state):
+    outputs, h, c, _ = reference
+    if not return_state:
+        result = [result]
+    expected = outputs if return_sequences else outputs[:, -1]
+    np.testing.assert_allclose(result[0], expected, atol=ATOL)
+    if return_state:
+        assert len(result) == 3
+        np.testing.assert_allclose(result[1], h, atol=ATOL)
+        np.testing.assert_allclose(result[2], c, atol=ATOL)
+
+
+OPTIONS = list(itertools.product([False, True], repeat=4))
+
+
+@pytest.mark.parametrize(
+    "return_sequences, return_state, go_backwards, unroll", OPTIONS
+)
+def test_options_match_reference(
+    return_sequences, return_state, go_backwards, unroll
+):
+    layer = keras_lstm.LSTM(
+        UNITS,
+        return_sequences=return_sequences,
+        return_state=return_state,
+        go_backwards=go_backwards,
+        unroll=unroll,
+    )
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    weights = build_random(layer, x.shape)
+    reference = lstm_reference(x, *weights, go_backwards=go_backwards)
+    assert_matches_reference(
+        layer(x), reference, return_sequences, return_state
+    )
+
+
+def test_without_bias_matches_reference():
+    layer = keras_lstm.LSTM(UNITS, use_bias=False, return_sequences=True)
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    weights = build_random(layer, x.shape)
+    assert len(weights) == 2
+    reference = lstm_reference(x, *weights)
+    np.testing.assert_allclose(layer(x), reference[0], atol=ATOL)
+
+
+@pytest.mark.parametrize("unit_forget_bias", [True, False])
+def test_initial_weights_match_reference(unit_forget_bias):
+    """Default initialization, including the forget-gate bias, is used."""
+    layer = keras_lstm.LSTM(
+        UNITS,
+        unit_forget_bias=unit_forget_bias,
+        bias_initializer="ones",
+        return_sequences=True,
+    )
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    layer.build(x.shape)
+    kernel, recurrent_kernel, bias = layer.get_weights()
+    np.testing.assert_array_equal(bias, 1.0)  # ones either way.
+    layer2 = keras_lstm.LSTM(UNITS, unit_forget_bias=unit_forget_bias)
+    layer2.build(x.shape)
+    expected_bias = np.zeros(4 * UNITS)
+    expected_bias[UNITS : 2 * UNITS] = float(unit_forget_bias)
+    np.testing.assert_array_equal(layer2.get_weights()[2], expected_bias)
+    reference = lstm_reference(x, kernel, recurrent_kernel, bias)
+    np.testing.assert_allclose(layer(x), reference[0], atol=ATOL)
+
+
+@pytest.mark.parametrize("padding", sorted(MASKS))
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("unroll", [False, True])
+def test_masks_match_reference(padding, go_backwards, unroll):
+    layer = keras_lstm.LSTM(
+        UNITS,
+        return_sequences=True,
+        return_state=True,
+        go_backwards=go_backwards,
+        unroll=unroll,
+    )
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    mask = np.array(MASKS[padding], bool)
+    h0 = random_inputs(BATCH, UNITS, seed=5)
+    c0 = random_inputs(BATCH, UNITS, seed=6)
+    weights = build_random(layer, x.shape)
+
+    result = layer(x, initial_state=[h0, c0], mask=mask)
+
+    reference = lstm_reference(
+        x, *weights, initial_state=[h0, c0], mask=mask,
+        go_backwards=go_backwards,
+    )
+    assert_matches_reference(result, reference, True, True)
+
+
+def test_masked_steps_repeat_the_previous_output():
+    """Right padding: the padded steps emit the last real output."""
+    layer = keras_lstm.LSTM(UNITS, return_sequences=True)
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    build_random(layer, x.shape)
+    mask = np.array(MASKS["right"], bool)
+    outputs = np.asarray(layer(x, mask=mask))
+    np.testing.assert_array_equal(outputs[0, 3], outputs[0, 2])
+    np.testing.assert_array_equal(outputs[0, 4], outputs[0, 2])
+    last = keras_lstm.LSTM(UNITS)
+    last.build(x.shape)
+    last.set_weights(layer.get_weights())
+    np.testing.assert_allclose(last(x, mask=mask)[0], outputs[0, 2], atol=ATOL)
+
+
+def test_initial_state_matches_reference():
+    layer = keras_lstm.LSTM(UNITS, return_sequences=True, return_state=True)
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    h0 = random_inputs(BATCH, UNITS, seed=5)
+    c0 = random_inputs(BATCH, UNITS, seed=6)
+    weights = build_random(layer, x.shape)
+    result = layer(x, initial_state=[h0, c0])
+    reference = lstm_reference(x, *weights, initial_state=[h0, c0])
+    assert_matches_reference(result, reference, True, True)
+
+
+def test_stateful_carries_state_over_batches_until_reset():
+    layer = keras_lstm.LSTM(UNITS, stateful=True, return_sequences=True)
+    first = random_inputs(BATCH, STEPS, FEATURES, seed=1)
+    second = random_inputs(BATCH, STEPS, FEATURES, seed=2)
+    weights = build_random(layer, first.shape)
+
+    out_first = layer(first)
+    out_second = layer(second)
+
+    ref_first = lstm_reference(first, *weights)
+    ref_second = lstm_reference(
+        second, *weights, initial_state=ref_first[1:3]
+    )
+    np.testing.assert_allclose(out_first, ref_first[0], atol=ATOL)
+    np.testing.assert_allclose(out_second, ref_second[0], atol=ATOL)
+    np.testing.assert_allclose(layer.states[0], ref_second[1], atol=ATOL)
+    np.testing.assert_allclose(layer.states[1], ref_second[2], atol=ATOL)
+
+    layer.reset_state()
+    np.testing.assert_array_equal(layer.states[0], 0.0)
+    ref_fresh = lstm_reference(second, *weights)
+    np.testing.assert_allclose(layer(second), ref_fresh[0], atol=ATOL)
+
+
+def test_stateful_in_a_model_with_fixed_batch():
+    model = keras.Sequential(
+        [
+            keras.Input(batch_shape=(BATCH, STEPS, FEATURES)),
+            keras_lstm.LSTM(UNITS, stateful=True),
+        ]
+    )
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    weights = model.get_weights()
+    once = lstm_reference(x, *weights)
+    twice = lstm_reference(x, *weights, initial_state=once[1:3])
+    np.testing.assert_allclose(model(x), once[0][:, -1], atol=ATOL)
+    np.testing.assert_allclose(model(x), twice[0][:, -1], atol=ATOL)
+
+
+def test_keras_rnn_wrapping_the_cell_equals_the_layer():
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    ours = keras_lstm.LSTM(UNITS, return_sequences=True)
+    weights = build_random(ours, x.shape)
+    wrapped = keras.layers.RNN(
+        keras_lstm.LSTMCell(UNITS), return_sequences=True
+    )
+    wrapped.build(x.shape)
+    wrapped.set_weights(weights)
+    np.testing.assert_allclose(wrapped(x), ours(x), atol=ATOL)
+
+
+# Dropout. With training=True the effective input is x * m for one mask m per
+# sequence (0 or 1/(1-rate) per feature), the same at every step. The tests
+# search all 2**n candidate masks of each sequence for the one whose reference
+# matches; a mask that changed between steps would match none.
+
+
+def _candidate_masks(size, rate):
+    bits = np.array(list(itertools.product([0, 1], repeat=size)), "float32")
+    return bits / (1.0 - rate)
+
+
+def _find_input_mask(outputs, x, weights, rate):
+    """Per sequence, the single input mask that reproduces `outputs`."""
+    found = []
+    candidates = _candidate_masks(x.shape[-1], rate)
+    for b in range(x.shape[0]):
+        tiled = np.repeat(x[b : b + 1], len(candidates), axis=0)
+        ref = lstm_reference(tiled * candidates[:, None, :], *weights)[0]
+        errors = np.abs(ref - outputs[b]).max(axis=(1, 2))
+        best = int(np.argmin(errors))
+        assert errors[best] < ATOL, f"no single mask explains sequence {b}"
+        found.append(candidates[best])
+    return np.stack(found)
+
+
+def _find_recurrent_mask(outputs, x, weights, rate):
+    """Per sequence, the single mask on h_{t-1} that reproduces `outputs`."""
+    kernel, recurrent_kernel, bias = weights
+    found = []
+    for b in range(x.shape[0]):
+        errors = []
+        candidates = _candidate_masks(recurrent_kernel.shape[0], rate)
+        for m in candidates:
+            # (h * m) @ U == h @ (m[:, None] * U)
+            ref = lstm_reference(
+                x[b : b + 1], kernel, m[:, None] * recurrent_kernel, bias
+            )[0]
+            errors.append(np.abs(ref - outputs[b]).max())
+        best = int(np.argmin(errors))
+        assert errors[best] < ATOL, f"no single mask explains sequence {b}"
+        found.append(candidates[best])
+    return np.stack(found)
+
+
+def _dropout_layer(units, **kwargs):
+    return keras_lstm.LSTM(units, return_sequences=True, seed=11, **kwargs)
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+def test_dropout_off_without_training(unroll):
+    layer = _dropout_layer(UNITS, dropout=0.5, recurrent_dropout=0.5,
+                           unroll=unroll)
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    weights = build_random(layer, x.shape)
+    reference = lstm_reference(x, *weights)
+    np.testing.assert_allclose(layer(x, training=False), reference[0],
+                               atol=ATOL)
+    np.testing.assert_allclose(layer(x), reference[0], atol=ATOL)
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+def test_dropout_uses_one_input_mask_per_sequence(unroll):
+    rate, batch = 0.5, 4
+    layer = _dropout_layer(UNITS, dropout=rate, unroll=unroll)
+    x = random_inputs(batch, STEPS, FEATURES)
+    weights = build_random(layer, x.shape)
+
+    first = _find_input_mask(np.asarray(layer(x, training=True)), x, weights,
+                             rate)
+    second = _find_input_mask(np.asarray(layer(x, training=True)), x,
+                              weights, rate)
+
+    assert 0 < np.count_nonzero(first) < first.size  # Some were dropped.
+    assert len({m.tobytes() for m in first}) > 1  # Differs per sequence.
+    assert not np.array_equal(first, second)  # Fresh mask per call.
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+def test_recurrent_dropout_uses_one_mask_per_sequence(unroll):
+    rate, batch, units = 0.5, 4, 4
+    layer = _dropout_layer(units, recurrent_dropout=rate, unroll=unroll)
+    x = random_inputs(batch, STEPS, FEATURES)
+    weights = build_random(layer, x.shape)
+
+    first = _find_recurrent_mask(np.asarray(layer(x, training=True)), x,
+                                 weights, rate)
+    second = _find_recurrent_mask(np.asarray(layer(x, training=True)), x,
+                                  weights, rate)
+
+    assert 0 < np.count_nonzero(first) < first.size
+    assert len({m.tobytes() for m in first}) > 1
+    assert not np.array_equal(first, second)
+
+
+def test_dropout_in_a_compiled_step_draws_a_mask_per_call():
+    """Inside tf.function: one mask per sequence, a new one every call."""
+    rate = 0.5
+    layer = _dropout_layer(UNITS, dropout=rate)
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    weights = build_random(layer, x.shape)
+    step = tf.function(lambda inputs: layer(inputs, training=True))
+    first = _find_input_mask(np.asarray(step(x)), x, weights, rate)
+    second = _find_input_mask(np.asarray(step(x)), x, weights, rate)
+    assert not np.array_equal(first, second)
+
+
+# Keras integration.
+
+
+def test_sequential_model_matches_reference():
+    model = keras.Sequential(
+        [keras.Input((STEPS, FEATURES)), keras_lstm.LSTM(UNITS)]
+    )
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    reference = lstm_reference(x, *model.get_weights())
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               reference[0][:, -1], atol=ATOL)
+
+
+def test_functional_model_with_states_matches_reference():
+    inputs = keras.Input((None, FEATURES))
+    h0 = keras.Input((UNITS,))
+    c0 = keras.Input((UNITS,))
+    outputs = keras_lstm.LSTM(UNITS, return_sequences=True, return_state=True)(
+        inputs, initial_state=[h0, c0]
+    )
+    model = keras.Model([inputs, h0, c0], outputs)
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    states = [random_inputs(BATCH, UNITS, seed=s) for s in (5, 6)]
+    result = model([x, *states])
+    reference = lstm_reference(x, *model.get_weights(), initial_state=states)
+    assert_matches_reference(result, reference, True, True)
+
+
+def test_embedding_mask_zero_feeds_the_mask():
+    tokens = np.array([[0, 0, 3, 4, 5], [1, 2, 3, 0, 0], [6, 0, 7, 8, 9]])
+    embedding = keras.layers.Embedding(10, FEATURES, mask_zero=True)
+    layer = keras_lstm.LSTM(UNITS, return_sequences=True)
+    model = keras.Sequential([keras.Input((STEPS,), dtype="int32"),
+                              embedding, layer])
+    embedded = np.asarray(embedding(tokens))
+    reference = lstm_reference(embedded, *layer.get_weights(),
+                               mask=tokens != 0)
+    np.testing.assert_allclose(model(tokens), reference[0], atol=ATOL)
+
+
+def test_bidirectional_matches_reference():
+    layer = keras.layers.Bidirectional(
+        keras_lstm.LSTM(UNITS, return_sequences=True)
+    )
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    mask = np.array(MASKS["right"], bool)
+    weights = build_random(layer, x.shape)
+    result = np.asarray(layer(x, mask=mask))
+
+    forward = lstm_reference(x, *weights[:3], mask=mask)[0]
+    backward = lstm_reference(x, *weights[3:], mask=mask,
+                              go_backwards=True)[0][:, ::-1]
+    # Bidirectional zeroes the outputs of masked steps.
+    keep = mask[:, :, None]
+    np.testing.assert_allclose(result[..., :UNITS], forward * keep, atol=ATOL)
+    np.testing.assert_allclose(result[..., UNITS:], backward * keep,
+                               atol=ATOL)
+
+
+def test_fit_decreases_loss():
+    model = keras.Sequential(
+        [
+            keras.Input((STEPS, FEATURES)),
+            keras_lstm.LSTM(8),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    x = random_inputs(32, STEPS, FEATURES)
+    y = x[:, :, 0].sum(axis=1, keepdims=True)  # Sum of the first feature.
+    history = model.fit(x, y, epochs=8, batch_size=32, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.7 * losses[0]
+    assert np.all(np.isfinite(losses))
