@@ -96,6 +96,9 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
     (2, 5, 8)
     """
 
+    gate_order = GATE_ORDER
+    """Gate blocks packed in this cell's weights; a variant may have fewer."""
+
     def __init__(
         self,
         units,
@@ -138,6 +141,19 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
         )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        # An initializer that lays out every gate block itself (such as
+        # keras_lstm.ChronoInitializer) names the blocks in `gate_order`.
+        bias_layout = getattr(self.bias_initializer, "gate_order", None)
+        if bias_layout is not None and (
+            unit_forget_bias or tuple(bias_layout) != self.gate_order
+        ):
+            raise ValueError(
+                f"{type(self).__name__} packs its bias as {self.gate_order} "
+                "and bias_initializer sets every block itself, so it needs "
+                "unit_forget_bias=False and the same gate order. Received: "
+                f"unit_forget_bias={unit_forget_bias}, bias_initializer "
+                f"gate_order={tuple(bias_layout)}"
+            )
         self.state_size = [self.units, self.units]
         self.output_size = self.units
 
@@ -148,15 +164,17 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
                 "LSTMCell needs a known number of input features (the last "
                 f"axis). Received: input_shape={tuple(input_shape)}"
             )
+        gate_units = len(self.gate_order) * self.units
         self.kernel = self.add_weight(
-            shape=(input_dim, 4 * self.units),
+            shape=(input_dim, gate_units),
             name="kernel",
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )
         self.recurrent_kernel = self.add_weight(
-            shape=(self.units, 4 * self.units),
+            # Rows: the size of h_{t-1}, smaller than units with a projection.
+            shape=(self.state_size[0], gate_units),
             name="recurrent_kernel",
             initializer=self.recurrent_initializer,
             regularizer=self.recurrent_regularizer,
@@ -164,7 +182,7 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
         )
         if self.use_bias:
             self.bias = self.add_weight(
-                shape=(4 * self.units,),
+                shape=(gate_units,),
                 name="bias",
                 initializer=self._initial_bias,
                 regularizer=self.bias_regularizer,
@@ -179,13 +197,14 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
         if not self.unit_forget_bias:
             return self.bias_initializer(shape, dtype=dtype)
         u = self.units
-        return ops.concatenate(
-            [
-                self.bias_initializer((u,), dtype=dtype),
-                ops.ones((u,), dtype=dtype),
-                self.bias_initializer((2 * u,), dtype=dtype),
-            ]
-        )
+        before = self.gate_order.index("f") * u
+        after = shape[0] - before - u
+        blocks = [ops.ones((u,), dtype=dtype)]
+        if before:
+            blocks.insert(0, self.bias_initializer((before,), dtype=dtype))
+        if after:
+            blocks.append(self.bias_initializer((after,), dtype=dtype))
+        return ops.concatenate(blocks)
 
     def preactivations(self, inputs, h_tm1, training=False):
         """z = x_t·kernel + h_{t-1}·recurrent_kernel + bias, with dropout."""
