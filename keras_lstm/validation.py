@@ -44,7 +44,10 @@ def _dtype_name(x):
     dtype = getattr(x, "dtype", None)
     if dtype is None:
         dtype = np.asarray(x).dtype
-    return backend.standardize_dtype(dtype)
+    try:
+        return backend.standardize_dtype(dtype)
+    except ValueError:  # NumPy strings and objects have no Keras name.
+        return str(getattr(dtype, "name", dtype))
 
 
 def _shape(x):
@@ -63,6 +66,11 @@ def check_sequence_input(inputs, layer_name):
             f"(batch, timesteps, features). Received: inputs.shape={shape} "
             f"(rank {len(shape)})"
         )
+    _check_float(inputs, layer_name)
+    return shape
+
+
+def _check_float(inputs, layer_name):
     dtype = _dtype_name(inputs)
     if "float" not in dtype:
         hint = ""
@@ -73,6 +81,18 @@ def check_sequence_input(inputs, layer_name):
             f"(float16, bfloat16, float32 or float64).{hint} "
             f"Received: inputs.dtype={dtype}"
         )
+
+
+def check_step_input(inputs, cell_name):
+    """Checks that a cell's `inputs` are float and shaped (batch, features)."""
+    shape = _shape(inputs)
+    if len(shape) != 2:
+        raise ValueError(
+            f"Cell '{cell_name}' computes one time step and expects inputs "
+            f"of rank 2, shaped (batch, features). Received: "
+            f"inputs.shape={shape} (rank {len(shape)})"
+        )
+    _check_float(inputs, cell_name)
     return shape
 
 
