@@ -1,0 +1,342 @@
+"""Looking inside a trained LSTM: gate traces and TensorBoard gate heatmaps.
+
+`gate_trace` re-runs a layer's own cell (its `preactivations` and `step`, the
+code the layer trains with) over a batch and keeps every gate at every step.
+`GateHeatmapCallback` draws those traces for a fixed example each epoch.
+"""
+
+import collections
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+from tensorflow.core.framework import summary_pb2
+
+from keras_lstm import validation
+from keras_lstm.cell import GateValues
+from keras_lstm.cell import LSTMCell
+
+GateTrace = collections.namedtuple("GateTrace", GateValues._fields)
+GateTrace.__doc__ = """The gates and states of every step, NumPy arrays.
+
+Fields i, f, c_hat, o, c, h, each (batch, time, size): size is `units`,
+except h of a `ProjectionLSTMCell`, which is (batch, time, projection_units).
+"""
+
+
+def gate_trace(layer_or_cell, inputs, initial_state=None, mask=None):
+    """Gate activations and states of an LSTM over a batch of sequences.
+
+    Works with `keras_lstm.LSTM`, the variant layers, `keras.layers.RNN` of
+    any `keras_lstm.LSTMCell`, a bare built cell, `keras.layers.LSTM` (its
+    weights have the same layout) and `keras.layers.Bidirectional` of these.
+    Dropout and zoneout noise are off (inference mode). The math runs in the
+    layer's variable dtype (float32 under mixed precision).
+
+    Time is aligned with `inputs`: ``trace.f[:, t]`` is the forget gate when
+    the layer read ``inputs[:, t]``, also for ``go_backwards`` layers (which
+    read the last step first). At a masked step, c and h are the states the
+    layer carries over (unchanged); i, f, c_hat and o are the values the cell
+    computed there and discarded.
+
+    Args:
+        layer_or_cell: A built LSTM layer or cell, see above.
+        inputs: float array (batch, time, features), the layer's inputs.
+        initial_state: Optional list of initial states (default zeros); for a
+            Bidirectional layer the forward states then the backward ones.
+        mask: Optional bool array (batch, time); False marks padding.
+
+    Returns:
+        A `GateTrace`; for a Bidirectional layer a dict
+        ``{"forward": GateTrace, "backward": GateTrace}``.
+
+    Example:
+
+    >>> trace = keras_lstm.gate_trace(model.get_layer("lstm"), x)
+    >>> trace.f.shape                     # (batch, time, units)
+    """
+    if isinstance(layer_or_cell, keras.layers.Bidirectional):
+        states = [None, None]
+        if initial_state is not None:
+            half = len(initial_state) // 2
+            states = [initial_state[:half], initial_state[half:]]
+        return {
+            "forward": gate_trace(
+                layer_or_cell.forward_layer, inputs, states[0], mask
+            ),
+            "backward": gate_trace(
+                layer_or_cell.backward_layer, inputs, states[1], mask
+            ),
+        }
+    cell, go_backwards = _cell_of(layer_or_cell)
+    name = getattr(layer_or_cell, "name", "cell")
+    shape = validation.check_sequence_input(inputs, name)
+    validation.check_mask(mask, shape, name)
+    dtype = cell.variable_dtype
+    x = ops.convert_to_tensor(inputs, dtype=dtype)
+    batch, steps = ops.shape(x)[0], shape[1]
+    h, c = _initial_states(cell, initial_state, batch, dtype, name)
+    if mask is not None:
+        mask = ops.convert_to_tensor(mask, dtype="bool")
+    order = range(steps - 1, -1, -1) if go_backwards else range(steps)
+    trace = {t: None for t in order}
+    for t in order:
+        z = cell.preactivations(x[:, t], h, training=False)
+        gates = cell.step(z, c, h, training=False)
+        if mask is not None:
+            keep = mask[:, t, None]
+            gates = gates._replace(
+                h=ops.where(keep, gates.h, h), c=ops.where(keep, gates.c, c)
+            )
+        h, c = gates.h, gates.c
+        trace[t] = gates
+    return GateTrace(
+        *(
+            np.stack(
+                [ops.convert_to_numpy(trace[t][k]) for t in range(steps)],
+                axis=1,
+            )
+            for k in range(len(GateTrace._fields))
+        )
+    )
+
+
+def _cell_of(layer_or_cell):
+    """(keras_lstm cell, go_backwards) of a supported layer or cell."""
+    go_backwards = False
+    cell = layer_or_cell
+    if isinstance(layer_or_cell, keras.layers.RNN):
+        cell = layer_or_cell.cell
+        go_backwards = layer_or_cell.go_backwards
+    supported = (LSTMCell, keras.layers.LSTMCell)
+    if not isinstance(cell, supported):
+        raise TypeError(
+            "gate_trace needs a keras_lstm.LSTMCell (or a variant), a "
+            "keras.layers.LSTMCell, or an RNN/LSTM layer or Bidirectional "
+            "wrapper of one. Received: "
+            f"{type(layer_or_cell).__name__} with cell {type(cell).__name__}"
+        )
+    if not cell.built:
+        raise ValueError(
+            "gate_trace needs a built layer (call it on data once, or load "
+            f"trained weights first). Received: unbuilt {cell.name!r}"
+        )
+    if isinstance(cell, LSTMCell):
+        return cell, go_backwards
+    # keras.layers.LSTMCell packs its weights exactly as LSTMCell does.
+    twin = LSTMCell(
+        cell.units,
+        activation=cell.activation,
+        recurrent_activation=cell.recurrent_activation,
+        use_bias=cell.use_bias,
+        dtype=cell.dtype_policy,
+    )
+    twin.build((None, cell.kernel.shape[0]))
+    twin.set_weights(cell.get_weights())
+    return twin, go_backwards
+
+
+def _initial_states(cell, initial_state, batch, dtype, name):
+    if initial_state is None:
+        return [ops.zeros((batch, size), dtype=dtype)
+                for size in cell.state_size]
+    states = [ops.convert_to_tensor(s, dtype=dtype) for s in initial_state]
+    expected = [(batch, size) for size in cell.state_size]
+    shapes = [tuple(s.shape) for s in states]
+    if len(states) != len(expected) or any(
+        got[1:] != (want[1],) for got, want in zip(shapes, expected)
+    ):
+        raise ValueError(
+            f"gate_trace of '{name}' expects initial_state shaped "
+            f"{[('batch', s) for s in cell.state_size]}. "
+            f"Received: initial_state shapes={shapes}"
+        )
+    return states
+
+
+# Colour maps as anchor colours, interpolated linearly. Gates live in [0, 1]
+# (a sequential map, viridis' anchors); states and the candidate are signed
+# (a diverging blue-white-red map centred on 0).
+_SEQUENTIAL = np.array(
+    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]]
+)
+_DIVERGING = np.array([[59, 76, 192], [247, 247, 247], [180, 4, 38]])
+_SIGNED = ("c_hat", "c", "h")
+
+
+def heatmap(values, vmin, vmax, colors, cell_pixels=1):
+    """RGB image (units, time) of a (time, units) array, time to the right.
+
+    Args:
+        values: (time, units) array.
+        vmin, vmax: The values mapped to the first and last anchor colour.
+        colors: (n, 3) anchor colours in 0..255, evenly spaced.
+        cell_pixels: Side, in pixels, of the square drawn for one value.
+
+    Returns:
+        uint8 array (units * cell_pixels, time * cell_pixels, 3).
+    """
+    scaled = (np.asarray(values, np.float64).T - vmin) / (vmax - vmin)
+    position = np.clip(scaled, 0.0, 1.0) * (len(colors) - 1)
+    anchors = np.arange(len(colors))
+    image = np.stack(
+        [np.interp(position, anchors, colors[:, k]) for k in range(3)],
+        axis=-1,
+    )
+    image = np.repeat(np.repeat(image, cell_pixels, 0), cell_pixels, 1)
+    return np.round(image).astype(np.uint8)
+
+
+def gate_heatmaps(trace, names=("f", "i", "o", "c"), cell_pixels=None):
+    """Heatmap images of a `GateTrace`, one batch of images per name.
+
+    Gates use a fixed [0, 1] range so epochs compare; c_hat and h use
+    [-1, 1]; c uses [-m, m] with m its largest magnitude in the batch.
+
+    Returns:
+        dict name -> uint8 array (batch, size * s, time * s, 3), with s =
+        `cell_pixels` or, if None, the largest integer up to 16 that keeps
+        the longer side within 512 pixels (at least 1).
+    """
+    images = {}
+    for name in names:
+        values = getattr(trace, name)
+        if cell_pixels is None:
+            s = max(1, min(16, 512 // max(values.shape[1:])))
+        else:
+            s = cell_pixels
+        if name == "c":
+            limit = max(float(np.max(np.abs(values))), 1e-6)
+            vmin, vmax, colors = -limit, limit, _DIVERGING
+        elif name in _SIGNED:
+            vmin, vmax, colors = -1.0, 1.0, _DIVERGING
+        else:
+            vmin, vmax, colors = 0.0, 1.0, _SEQUENTIAL
+        images[name] = np.stack(
+            [heatmap(v, vmin, vmax, colors, s) for v in values]
+        )
+    return images
+
+
+def write_image_summary(tag, images, step, description=""):
+    """Writes uint8 images (n, height, width, 3) as one TensorBoard image.
+
+    The record is what `tf.summary.image` writes (PNG strings after the width
+    and height, under the "images" plugin), made with core TensorFlow only,
+    because `tf.summary.image` needs the separate tensorboard package.
+    Writes to the default `tf.summary` writer.
+    """
+    metadata = summary_pb2.SummaryMetadata(summary_description=description)
+    metadata.plugin_data.plugin_name = "images"
+    height, width = images.shape[1:3]
+    pngs = [tf.io.encode_png(image) for image in images]
+    tensor = tf.stack([tf.as_string(width), tf.as_string(height), *pngs])
+    return tf.summary.write(tag, tensor, step=step, metadata=metadata)
+
+
+class GateHeatmapCallback(keras.callbacks.Callback):
+    """Writes gate heatmaps of a fixed example to TensorBoard every n epochs.
+
+    Each write adds one image per example and per name in `gates`, tagged
+    ``gates/<layer>/<name>`` (``gates/<layer>/<forward|backward>/<name>`` for
+    a Bidirectional layer), with time to the right and units downwards; see
+    `gate_heatmaps` for the colour ranges. The step is the epoch (from 0).
+
+    Args:
+        layer: The traced layer, or its name in the trained model.
+        example_inputs: Inputs of the *model* (what `model.predict` takes) for
+            a few fixed examples, batch first; the callback computes the
+            layer's own inputs (and mask, e.g. from `Embedding(mask_zero=True)`)
+            with the trained model's layers below it.
+        log_dir: Directory of the TensorBoard event file.
+        every_n_epochs: Write after every n-th epoch.
+        gates: Fields of `GateTrace` to draw (default f, i, o and c).
+        cell_pixels: Pixels per value, None to pick from the size.
+
+    Example:
+
+    >>> model.fit(x, y, callbacks=[keras_lstm.GateHeatmapCallback(
+    ...     "lstm", x[:2], log_dir="/tmp/run/gates")])
+    """
+
+    def __init__(
+        self,
+        layer,
+        example_inputs,
+        log_dir,
+        every_n_epochs=1,
+        gates=("f", "i", "o", "c"),
+        cell_pixels=None,
+    ):
+        super().__init__()
+        validation.check_units(every_n_epochs, "every_n_epochs")
+        unknown = [g for g in gates if g not in GateTrace._fields]
+        if unknown:
+            raise ValueError(
+                f"`gates` must be fields of GateTrace {GateTrace._fields}. "
+                f"Received: gates={tuple(gates)}"
+            )
+        self.layer = layer
+        self.example_inputs = example_inputs
+        self.log_dir = log_dir
+        self.every_n_epochs = every_n_epochs
+        self.gates = tuple(gates)
+        self.cell_pixels = cell_pixels
+        self._writer = None
+
+    def _traced_layer(self):
+        if isinstance(self.layer, str):
+            return self.model.get_layer(self.layer)
+        return self.layer
+
+    def layer_inputs(self, layer):
+        """(inputs, mask) that `layer` receives for the fixed examples.
+
+        The mask is the one Keras propagates to the layer (for instance
+        from `Embedding(mask_zero=True)`); a mask passed explicitly to the
+        layer in the model's code is not recovered.
+        """
+        sequences = layer.input
+        if isinstance(sequences, (list, tuple)):  # (sequences, mask, ...)
+            sequences = sequences[0]
+        model_inputs = self.model.inputs
+        if len(model_inputs) == 1:
+            model_inputs = model_inputs[0]
+        if sequences is model_inputs:
+            return self.example_inputs, None
+        x = keras.Model(model_inputs, sequences)(self.example_inputs)
+        mask = getattr(x, "_keras_mask", None)
+        return x, mask
+
+    def write(self, step):
+        """Traces the layer now and writes its heatmaps at `step`."""
+        layer = self._traced_layer()
+        x, mask = self.layer_inputs(layer)
+        traces = gate_trace(layer, x, mask=mask)
+        if not isinstance(traces, dict):
+            traces = {"": traces}
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        with self._writer.as_default():
+            for direction, trace in traces.items():
+                prefix = "/".join(p for p in ("gates", layer.name, direction)
+                                  if p)
+                images = gate_heatmaps(trace, self.gates, self.cell_pixels)
+                for name, batch in images.items():
+                    write_image_summary(
+                        f"{prefix}/{name}",
+                        batch,
+                        step,
+                        f"{name}: rows are units, columns are time steps",
+                    )
+        self._writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs == 0:
+            self.write(epoch)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
