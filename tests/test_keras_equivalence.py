@@ -129,9 +129,13 @@ def test_matches_keras_lstm(case, ours_first):
 
 @pytest.mark.parametrize("merge_mode", ["concat", "sum"])
 @pytest.mark.parametrize("masked", [False, True])
-def test_bidirectional_matches_keras(merge_mode, masked):
+@pytest.mark.parametrize("with_states", [False, True])
+def test_bidirectional_matches_keras(merge_mode, masked, with_states):
     x = random_array(BATCH, STEPS, FEATURES)
     mask = np.array(MASKS["right"], bool) if masked else None
+    states = None
+    if with_states:  # [h_fw, c_fw, h_bw, c_bw]
+        states = [random_array(BATCH, UNITS, seed=s) for s in range(5, 9)]
 
     def wrap(lstm_class):
         return lambda: keras.layers.Bidirectional(
@@ -143,8 +147,8 @@ def test_bidirectional_matches_keras(merge_mode, masked):
                                x.shape, ours_first=True)
     assert len(ours.trainable_weights) == 6
 
-    our_out, our_grads = run_with_gradients(ours, x, mask=mask)
-    their_out, their_grads = run_with_gradients(theirs, x, mask=mask)
+    our_out, our_grads = run_with_gradients(ours, x, states, mask)
+    their_out, their_grads = run_with_gradients(theirs, x, states, mask)
 
     assert_all_close(our_out, their_out, "outputs and states")
     assert_all_close(our_grads, their_grads, "gradients")

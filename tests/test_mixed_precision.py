@@ -118,3 +118,30 @@ def test_gradient_tape_step_is_finite(policy):
     optimizer.apply(grads, layer.trainable_variables)
     for weight in layer.trainable_variables:
         assert np.all(np.isfinite(weight.numpy()))
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_saved_model_keeps_its_policy(policy, tmp_path):
+    keras.mixed_precision.set_global_policy(policy)
+    model = keras.Sequential(
+        [
+            keras.Input((STEPS, FEATURES)),
+            keras_lstm.LSTM(UNITS, return_sequences=True),
+            keras.layers.Bidirectional(keras_lstm.LSTM(UNITS)),
+        ]
+    )
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    expected = np.asarray(tf.cast(model(x), "float32"))
+    path = str(tmp_path / "mixed.keras")
+    model.save(path)
+    keras.mixed_precision.set_global_policy("float32")
+
+    loaded = keras.models.load_model(path)
+
+    cells = [loaded.layers[0].cell, loaded.layers[1].forward_layer.cell,
+             loaded.layers[1].backward_layer.cell]
+    for cell in cells:
+        assert cell.compute_dtype == POLICIES[policy]
+        assert cell.variable_dtype == "float32"
+    got = np.asarray(tf.cast(loaded(x), "float32"))
+    np.testing.assert_array_equal(got, expected)
