@@ -8,6 +8,9 @@ those of `keras.layers.LSTM`, so either layer loads the other's weights.
 
 import keras
 
+from keras_lstm import cudnn
+from keras_lstm import dispatch
+from keras_lstm import fused
 from keras_lstm import validation
 from keras_lstm.cell import LSTMCell
 
@@ -49,7 +52,14 @@ class LSTM(keras.layers.RNN):
         stateful: Carry the final states of batch k over as the initial states
             of batch k+1; needs a fixed batch size.
         unroll: Unroll the time loop (short sequences only).
-        use_cudnn: Accepted for compatibility with `keras.layers.LSTM`.
+        use_cudnn: "auto" uses cuDNN when a GPU is visible and the
+            configuration allows it; True insists (ValueError otherwise);
+            False never uses it. As in `keras.layers.LSTM`.
+        implementation: Which path runs the sequence (see
+            `implementation_path`): "auto" picks the fastest one the
+            configuration allows; "fused" insists on `keras_lstm.fused`
+            (ValueError if it cannot run); "step" always runs the cell step by
+            step through `keras.layers.RNN`. Keras 2's 1 and 2 mean "auto".
         **kwargs: The cell's arguments (activation, initializers, dropout, ...)
             and the base layer's (name, dtype, ...).
 
@@ -98,7 +108,9 @@ class LSTM(keras.layers.RNN):
         use_cudnn="auto",
         **kwargs,
     ):
-        kwargs.pop("implementation", None)  # Keras 2 argument, no effect.
+        implementation = dispatch.check_implementation(
+            kwargs.pop("implementation", "auto")
+        )
         if use_cudnn not in ("auto", True, False):
             raise ValueError(
                 "`use_cudnn` must be one of 'auto', True or False. "
@@ -137,6 +149,8 @@ class LSTM(keras.layers.RNN):
             **kwargs,
         )
         self.use_cudnn = use_cudnn
+        self.implementation = implementation
+        self.implementation_path  # Raises now if the override cannot run.
 
     def __call__(self, sequences, initial_state=None, mask=None, **kwargs):
         # Check everything the user gave before Keras builds or computes.
@@ -166,6 +180,70 @@ class LSTM(keras.layers.RNN):
             training=training,
         )
 
+    @property
+    def implementation_path(self):
+        """The path this layer runs: "cudnn", "fused" or "step".
+
+        - "cudnn" when a GPU is visible, the activations are tanh/sigmoid,
+          recurrent_dropout is 0, unroll is False, use_bias is True and
+          use_cudnn is not False. Masks must be right-padded (sequence
+          lengths) and go_backwards unmasked; other masked batches run
+          "fused" instead, decided per batch at run time.
+        - "fused" (`keras_lstm.fused`, XLA-compiled whole-sequence loop and
+          hand-written backward) for the same activations without
+          recurrent_dropout or unroll, with any mask, go_backwards,
+          return_sequences/return_state, initial_state, stateful, dropout,
+          use_bias, mixed precision (computes in float32).
+        - "step" (the cell one step at a time) otherwise, or when
+          implementation="step".
+        """
+        cell = self.cell
+        options = dispatch.LayerOptions(
+            plain_cell=type(cell) is LSTMCell,
+            activation=keras.activations.serialize(cell.activation),
+            recurrent_activation=keras.activations.serialize(
+                cell.recurrent_activation
+            ),
+            recurrent_dropout=cell.recurrent_dropout,
+            unroll=self.unroll,
+            use_bias=cell.use_bias,
+            implementation=self.implementation,
+            use_cudnn=self.use_cudnn,
+        )
+        return dispatch.select_path(options, cudnn.gpu_available())
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        """Runs the sequence on `implementation_path`; see `keras.layers.RNN`."""
+        path = self.implementation_path
+        if path == "step":
+            return super().inner_loop(
+                sequences, initial_state, mask=mask, training=training
+            )
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        cell = self.cell
+        if training and cell.dropout > 0:
+            # The cell's own per-sequence mask, so both paths drop the same.
+            dropout_mask = cell.get_dropout_mask(sequences[:, 0, :])
+            sequences = sequences * dropout_mask[:, None, :]
+        args = dict(
+            inputs=sequences,
+            h0=initial_state[0],
+            c0=initial_state[1],
+            kernel=cell.kernel,
+            recurrent_kernel=cell.recurrent_kernel,
+            bias=cell.bias,
+            mask=mask,
+            go_backwards=self.go_backwards,
+            return_sequences=self.return_sequences,
+            zero_output_for_mask=self.zero_output_for_mask,
+        )
+        if path == "cudnn":
+            return cudnn.cudnn_lstm_or_fused(**args)
+        # Any training value but False/None (a tensor, say) keeps the gates.
+        keep_gates = training is not None and training is not False
+        return fused.fused_lstm(**args, training=keep_gates)
+
     def get_config(self):
         config = super().get_config()
         del config["cell"]
@@ -173,6 +251,7 @@ class LSTM(keras.layers.RNN):
         for name in _CELL_ARGS:
             config[name] = cell_config[name]
         config["use_cudnn"] = self.use_cudnn
+        config["implementation"] = self.implementation
         return config
 
     @classmethod

@@ -1,0 +1,138 @@
+"""Which implementation runs an `LSTM` layer: pure functions of its configuration.
+
+Three paths compute the same thing (`keras.layers.LSTM`'s results):
+
+- ``"cudnn"``: NVIDIA's fused kernel; only with a visible GPU.
+- ``"fused"``: `keras_lstm.fused`, the whole-sequence loop with a hand-written
+  backward pass, compiled with XLA; the default on CPU.
+- ``"step"``: `keras.layers.RNN` running the cell one step at a time; handles
+  every option, and is the only path for variants and custom activations.
+
+Kept free of TensorFlow state so that the rules are unit-tested on any machine.
+"""
+
+import dataclasses
+
+IMPLEMENTATIONS = ("auto", "fused", "step")
+"""Accepted values of `LSTM(implementation=...)`."""
+
+# Keras 2 took implementation=1 or 2 (how the matmuls were split); configs
+# saved by it still carry the integer, which now means "auto".
+_KERAS2_IMPLEMENTATIONS = (1, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerOptions:
+    """What the path choice depends on, read from a layer.
+
+    Attributes:
+        plain_cell: The cell is exactly `keras_lstm.LSTMCell` (not a variant).
+        activation: Name of the cell's activation, e.g. "tanh".
+        recurrent_activation: Name of the gates' activation, e.g. "sigmoid".
+        recurrent_dropout: The cell's recurrent dropout rate.
+        unroll: The layer unrolls the time loop.
+        use_bias: The cell has a bias.
+        implementation: "auto", "fused" or "step" (user override).
+        use_cudnn: "auto", True or False, as in `keras.layers.LSTM`.
+    """
+
+    plain_cell: bool
+    activation: str
+    recurrent_activation: str
+    recurrent_dropout: float
+    unroll: bool
+    use_bias: bool
+    implementation: str = "auto"
+    use_cudnn: object = "auto"
+
+
+def check_implementation(implementation):
+    """Returns the normalised `implementation` argument or raises ValueError."""
+    if implementation in _KERAS2_IMPLEMENTATIONS:
+        return "auto"
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(
+            "`implementation` must be one of 'auto', 'fused' or 'step'. "
+            f"Received: implementation={implementation!r}"
+        )
+    return implementation
+
+
+def fused_blockers(options):
+    """Reasons the fused path cannot run this configuration (empty if it can)."""
+    reasons = []
+    if not options.plain_cell:
+        reasons.append("the cell is a variant, not keras_lstm.LSTMCell")
+    if options.activation != "tanh":
+        reasons.append(f"activation={options.activation!r} (needs 'tanh')")
+    if options.recurrent_activation != "sigmoid":
+        reasons.append(
+            f"recurrent_activation={options.recurrent_activation!r} "
+            "(needs 'sigmoid')"
+        )
+    if options.recurrent_dropout:
+        reasons.append(
+            f"recurrent_dropout={options.recurrent_dropout} (needs 0)"
+        )
+    if options.unroll:
+        reasons.append("unroll=True (needs False)")
+    return reasons
+
+
+def cudnn_blockers(options, gpu_available):
+    """Reasons the cuDNN path cannot run this configuration (empty if it can).
+
+    Masks are checked at run time, not here: a right-padded mask becomes
+    cuDNN sequence lengths; any other mask (left padding, holes, or any mask
+    with go_backwards) runs the fused path instead.
+    """
+    reasons = fused_blockers(options)
+    if not options.use_bias:
+        reasons.append("use_bias=False (needs True)")
+    if not gpu_available:
+        reasons.append("no GPU is visible")
+    if options.use_cudnn is False:
+        reasons.append("use_cudnn=False")
+    if options.implementation != "auto":
+        reasons.append(f"implementation={options.implementation!r}")
+    return reasons
+
+
+def select_path(options, gpu_available):
+    """Chooses "cudnn", "fused" or "step" for a layer; raises if impossible.
+
+    Args:
+        options: A `LayerOptions`.
+        gpu_available: Whether TensorFlow sees a GPU.
+
+    Returns:
+        The path's name.
+
+    Raises:
+        ValueError: `implementation="fused"` or `use_cudnn=True` was asked
+            for a configuration that path cannot run.
+    """
+    if options.use_cudnn is True:
+        reasons = cudnn_blockers(options, gpu_available)
+        if reasons:
+            raise ValueError(
+                "use_cudnn=True was given, but the cuDNN path cannot run "
+                "this layer: " + "; ".join(reasons) + ". Pass "
+                "use_cudnn='auto' to fall back to another implementation. "
+                f"Received: use_cudnn={options.use_cudnn}"
+            )
+        return "cudnn"
+    if options.implementation == "step":
+        return "step"
+    reasons = fused_blockers(options)
+    if options.implementation == "fused" and reasons:
+        raise ValueError(
+            "implementation='fused' was given, but the fused path cannot run "
+            "this layer: " + "; ".join(reasons) + ". Received: "
+            f"implementation={options.implementation!r}"
+        )
+    if reasons:
+        return "step"
+    if not cudnn_blockers(options, gpu_available):
+        return "cudnn"
+    return "fused"

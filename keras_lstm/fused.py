@@ -1,0 +1,257 @@
+"""The fast whole-sequence LSTM: one input projection, a lean loop, a hand-written backward.
+
+Keras runs the cell once per step and lets autodiff differentiate the loop, so
+every step pays for ``x_t·kernel`` and ~30 small ops forward and more backward.
+Here the sequence is processed time-major in three stages:
+
+1. ``zx = x·kernel + bias`` for all steps in one large matmul (autodiff gives its
+   gradients ``dx``, ``dkernel``, ``dbias`` as large matmuls too);
+2. a loop over time doing only ``z = zx_t + h_{t-1}·recurrent_kernel`` and the
+   gate math of `keras_lstm.cell.lstm_equations`, storing the gates;
+3. a hand-written backward loop (`tf.custom_gradient`) that walks time
+   backwards doing only per-step work and stores ``dz_t``; ``drecurrent_kernel``
+   is then one matmul over all steps.
+
+The loops are compiled with XLA (a nested ``tf.function(jit_compile=True)``),
+which fuses each step's element-wise math into a few kernels; that removes the
+per-op dispatch cost that dominates LSTMs of recipe size on CPU.
+
+Masks follow `keras.layers.RNN` exactly: a masked step keeps both states and
+repeats the previous output; the output before the first unmasked step is
+zeros. The math is float32 inside (float64 if the inputs are float64) whatever
+the layer's compute dtype, so mixed precision changes only the layer's
+outputs' dtype, not the accuracy of the recurrence.
+"""
+
+import tensorflow as tf
+
+from keras_lstm.cell import GATE_ORDER
+from keras_lstm.cell import lstm_equations
+
+# The backward pass below differentiates these gate positions; it is written
+# for the cell's order and would silently be wrong for any other.
+assert GATE_ORDER == ("i", "f", "c", "o"), GATE_ORDER
+
+
+def _forward_loop(zx, h0, c0, recurrent_kernel, mask, keep_gates=True):
+    """Runs the recurrence over time-major pre-activations.
+
+    Args:
+        zx: (time, batch, 4 * units), ``x_t·kernel + bias`` for every step.
+        h0, c0: (batch, units) initial states.
+        recurrent_kernel: (units, 4 * units).
+        mask: None or bool (time, batch, 1); False keeps the previous states.
+        keep_gates: Also store what the backward pass needs (cs, gates);
+            inference skips it, which saves a third of the loop's time.
+
+    Returns:
+        hs: (time, batch, units) hidden state after each step, and when
+        keep_gates: cs (time, batch, units) the cell states after each step,
+        gates (time, batch, 4 * units) the activated gates i, f, ĉ, o.
+    """
+    steps = tf.shape(zx)[0]
+    arrays = [tf.TensorArray(zx.dtype, size=steps) for _ in range(3)]
+
+    def body(t, h_tm1, c_tm1, hs, cs, gates):
+        z = zx[t] + tf.matmul(h_tm1, recurrent_kernel)
+        g = lstm_equations(z, c_tm1)
+        h, c = g.h, g.c
+        if mask is not None:
+            h = tf.where(mask[t], h, h_tm1)
+            c = tf.where(mask[t], c, c_tm1)
+        hs = hs.write(t, h)
+        if keep_gates:
+            cs = cs.write(t, c)
+            gates = gates.write(t, tf.concat([g.i, g.f, g.c_hat, g.o], -1))
+        return t + 1, h, c, hs, cs, gates
+
+    _, _, c_last, hs, cs, gates = tf.while_loop(
+        lambda t, *_: t < steps,
+        body,
+        (tf.constant(0), h0, c0, *arrays),
+        maximum_iterations=steps,
+    )
+    if keep_gates:
+        return hs.stack(), cs.stack(), gates.stack()
+    return hs.stack(), c_last
+
+
+def _backward_loop(d_hs, dc_last, cs, gates, c0, recurrent_kernel, mask):
+    """Walks time backwards; returns (dz for every step, dh0, dc0).
+
+    ``d_hs`` is the upstream gradient of every step's h (time, batch, units)
+    and ``dc_last`` that of the final cell state. Everything that does not
+    depend on the carried gradients is computed for all steps at once before
+    the loop, so a step is one fused element-wise kernel and one matmul.
+    """
+    i, f, c_hat, o = tf.split(gates, 4, axis=-1)
+    c_prev = tf.concat([c0[None], cs[:-1]], axis=0)
+    tanh_c = tf.tanh(cs)
+    # dc_t += dh_t * dc_per_dh;  dz = [dc_t * dz_per_dc, dh_t * dzo_per_dh].
+    dc_per_dh = o * (1.0 - tanh_c * tanh_c)
+    dz_per_dc = tf.concat(
+        [c_hat * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - c_hat * c_hat)],
+        axis=-1,
+    )
+    dzo_per_dh = tanh_c * o * (1.0 - o)
+    if mask is not None:
+        # A masked step passes dh and dc straight through to step t - 1.
+        keep = tf.cast(mask, cs.dtype)
+        dc_per_dh, dzo_per_dh = dc_per_dh * keep, dzo_per_dh * keep
+        dz_per_dc = dz_per_dc * keep
+        f = f * keep + (1.0 - keep)
+    steps = tf.shape(cs)[0]
+    kernel_t = tf.transpose(recurrent_kernel)
+
+    def body(t, dh, dc, d_zs):
+        dh = dh + d_hs[t]
+        dc = dc + dh * dc_per_dh[t]
+        dz = tf.concat([tf.tile(dc, [1, 3]) * dz_per_dc[t], dh * dzo_per_dh[t]], -1)
+        dh_prev = tf.matmul(dz, kernel_t)
+        if mask is not None:
+            dh_prev = dh_prev + dh * (1.0 - keep[t])
+        return t - 1, dh_prev, dc * f[t], d_zs.write(t, dz)
+
+    _, dh0, dc0, d_zs = tf.while_loop(
+        lambda t, *_: t >= 0,
+        body,
+        (steps - 1, tf.zeros_like(c0), dc_last, tf.TensorArray(cs.dtype, size=steps)),
+        maximum_iterations=steps,
+    )
+    return d_zs.stack(), dh0, dc0
+
+
+_forward_loop_xla = tf.function(
+    _forward_loop, jit_compile=True, autograph=False
+)
+_backward_loop_xla = tf.function(
+    _backward_loop, jit_compile=True, autograph=False
+)
+
+
+def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True, use_xla=True):
+    """The differentiable core: time-major pre-activations to all hidden states.
+
+    Args:
+        zx: (time, batch, 4 * units) input projections with the bias added.
+        h0, c0: (batch, units) initial states.
+        recurrent_kernel: (units, 4 * units) tensor.
+        mask: None or bool (time, batch, 1).
+        training: Store the gates for the backward pass while running forward.
+            If False, the forward pass stores only h and a gradient, if one is
+            asked for anyway, reruns the forward pass first (same result).
+        use_xla: Compile both loops with XLA.
+
+    Returns:
+        hs: (time, batch, units) hidden state after each step, and
+        c_last: (batch, units) the final cell state.
+    """
+    forward = _forward_loop_xla if use_xla else _forward_loop
+    backward = _backward_loop_xla if use_xla else _backward_loop
+
+    @tf.custom_gradient
+    def core(zx, h0, c0, recurrent_kernel):
+        # The loops are never differentiated by autodiff; stop_gradient keeps
+        # TensorFlow from building (and XLA from failing on) accumulators.
+        args = [tf.stop_gradient(t) for t in (zx, h0, c0, recurrent_kernel)]
+        if training:
+            hs, cs, gates = forward(*args, mask, keep_gates=True)
+            c_last = cs[-1]
+        else:
+            hs, c_last = forward(*args, mask, keep_gates=False)
+
+        def grad(d_hs, dc_last):
+            if training:
+                saved_cs, saved_gates = cs, gates
+            else:
+                _, saved_cs, saved_gates = forward(*args, mask, keep_gates=True)
+            d_zs, dh0, dc0 = backward(
+                d_hs, dc_last, saved_cs, saved_gates, args[2], args[3], mask
+            )
+            units = tf.shape(h0)[-1]
+            h_prev = tf.concat([args[1][None], hs[:-1]], axis=0)
+            d_kernel = tf.matmul(
+                tf.reshape(h_prev, [-1, units]),
+                tf.reshape(d_zs, [-1, 4 * units]),
+                transpose_a=True,
+            )
+            return d_zs, dh0, dc0, d_kernel
+
+        return (hs, c_last), grad
+
+    return core(zx, h0, c0, recurrent_kernel)
+
+
+def fused_lstm(
+    inputs,
+    h0,
+    c0,
+    kernel,
+    recurrent_kernel,
+    bias=None,
+    mask=None,
+    go_backwards=False,
+    return_sequences=True,
+    zero_output_for_mask=False,
+    training=True,
+    use_xla=True,
+):
+    """Runs a plain LSTM over a whole batch-major sequence, keras semantics.
+
+    Args:
+        inputs: (batch, time, features); dropout, if any, already applied.
+        h0, c0: (batch, units) initial states.
+        kernel: (features, 4 * units); recurrent_kernel: (units, 4 * units);
+            bias: (4 * units,) or None. Gate order `keras_lstm.GATE_ORDER`.
+        mask: None or bool (batch, time); False steps keep the states.
+        go_backwards: Process time in reverse; outputs stay in that order.
+        return_sequences: Also build the (batch, time, units) outputs.
+        zero_output_for_mask: Masked steps output zeros instead of repeating
+            the previous output (`keras.layers.Bidirectional` sets this).
+        training: Keep what the backward pass needs while running forward
+            (see `recurrence`).
+        use_xla: Compile the loops with XLA (faster on CPU).
+
+    Returns:
+        ``(last_output, outputs, [h, c])`` as `keras.layers.RNN.inner_loop`
+        returns them: outputs is (batch, time, units), or (batch, 1, units)
+        when return_sequences is False.
+    """
+    out_dtype = inputs.dtype
+    dtype = tf.float64 if out_dtype == tf.float64 else tf.float32
+    x = tf.transpose(tf.cast(inputs, dtype), [1, 0, 2])  # (T, B, F)
+    if mask is not None:
+        mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]  # (T, B, 1)
+    if go_backwards:
+        x = tf.reverse(x, [0])
+        mask = None if mask is None else tf.reverse(mask, [0])
+    steps, batch = tf.shape(x)[0], tf.shape(x)[1]
+    zx = tf.matmul(tf.reshape(x, [steps * batch, -1]), tf.cast(kernel, dtype))
+    if bias is not None:
+        zx = zx + tf.cast(bias, dtype)
+    zx = tf.reshape(zx, [steps, batch, -1])  # (T, B, 4U)
+    hs, c_last = recurrence(
+        zx,
+        tf.cast(h0, dtype),
+        tf.cast(c0, dtype),
+        tf.cast(recurrent_kernel, dtype),
+        mask,
+        training=training,
+        use_xla=use_xla,
+    )
+    h_last = hs[-1]
+    outputs = hs
+    if mask is not None and zero_output_for_mask:
+        outputs = hs * tf.cast(mask, dtype)
+    elif mask is not None:
+        # Keras repeats the previous output at masked steps, starting from
+        # zeros: the output is h once any step has been seen, zeros before.
+        seen = tf.cast(tf.math.cumsum(tf.cast(mask, dtype), axis=0) > 0, dtype)
+        outputs = hs * seen
+    last_output = outputs[-1]
+    if return_sequences:
+        outputs = tf.transpose(outputs, [1, 0, 2])
+    else:
+        outputs = last_output[:, None]
+    cast = lambda t: tf.cast(t, out_dtype)  # noqa: E731
+    return cast(last_output), cast(outputs), [cast(h_last), cast(c_last)]
