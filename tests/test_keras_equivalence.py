@@ -102,10 +102,16 @@ def assert_all_close(ours, theirs, what):
         np.testing.assert_allclose(a, b, atol=ATOL, err_msg=f"{what}[{k}]")
 
 
+@pytest.fixture(params=["auto", "step"])
+def implementation(request):
+    """Our layer's own path choice, and the plain step loop."""
+    return request.param
+
+
 @pytest.mark.parametrize("ours_first", [True, False],
                          ids=["ours_to_keras", "keras_to_ours"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_matches_keras_lstm(case, ours_first):
+def test_matches_keras_lstm(case, ours_first, implementation):
     layer_kwargs = dict(return_state=True, **CASES[case]["layer"])
     call = CASES[case]["call"]
     x = random_array(BATCH, STEPS, FEATURES)
@@ -114,7 +120,8 @@ def test_matches_keras_lstm(case, ours_first):
     if call.get("initial_state"):
         states = [random_array(BATCH, UNITS, seed=s) for s in (5, 6)]
     ours, theirs = twin_layers(
-        lambda: keras_lstm.LSTM(UNITS, **layer_kwargs),
+        lambda: keras_lstm.LSTM(UNITS, implementation=implementation,
+                                **layer_kwargs),
         lambda: keras.layers.LSTM(UNITS, **layer_kwargs),
         x.shape,
         ours_first,
@@ -130,21 +137,27 @@ def test_matches_keras_lstm(case, ours_first):
 @pytest.mark.parametrize("merge_mode", ["concat", "sum"])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("with_states", [False, True])
-def test_bidirectional_matches_keras(merge_mode, masked, with_states):
+def test_bidirectional_matches_keras(merge_mode, masked, with_states,
+                                     implementation):
     x = random_array(BATCH, STEPS, FEATURES)
     mask = np.array(MASKS["right"], bool) if masked else None
     states = None
     if with_states:  # [h_fw, c_fw, h_bw, c_bw]
         states = [random_array(BATCH, UNITS, seed=s) for s in range(5, 9)]
 
-    def wrap(lstm_class):
+    def wrap(lstm_class, **kwargs):
         return lambda: keras.layers.Bidirectional(
-            lstm_class(UNITS, return_sequences=True, return_state=True),
+            lstm_class(UNITS, return_sequences=True, return_state=True,
+                       **kwargs),
             merge_mode=merge_mode,
         )
 
-    ours, theirs = twin_layers(wrap(keras_lstm.LSTM), wrap(keras.layers.LSTM),
-                               x.shape, ours_first=True)
+    ours, theirs = twin_layers(
+        wrap(keras_lstm.LSTM, implementation=implementation),
+        wrap(keras.layers.LSTM),
+        x.shape,
+        ours_first=True,
+    )
     assert len(ours.trainable_weights) == 6
 
     our_out, our_grads = run_with_gradients(ours, x, states, mask)
@@ -154,12 +167,13 @@ def test_bidirectional_matches_keras(merge_mode, masked, with_states):
     assert_all_close(our_grads, their_grads, "gradients")
 
 
-def test_stateful_over_two_batches_matches_keras():
+def test_stateful_over_two_batches_matches_keras(implementation):
     x1 = random_array(BATCH, STEPS, FEATURES, seed=1)
     x2 = random_array(BATCH, STEPS, FEATURES, seed=2)
     kwargs = dict(stateful=True, return_sequences=True, return_state=True)
     ours, theirs = twin_layers(
-        lambda: keras_lstm.LSTM(UNITS, **kwargs),
+        lambda: keras_lstm.LSTM(UNITS, implementation=implementation,
+                                **kwargs),
         lambda: keras.layers.LSTM(UNITS, **kwargs),
         x1.shape,
         ours_first=True,

@@ -21,6 +21,12 @@ MASKS = {
 }
 
 
+@pytest.fixture(params=["auto", "step"])
+def implementation(request):
+    """Each test runs on the layer's own path choice and on the step loop."""
+    return request.param
+
+
 def random_inputs(*shape, seed=1):
     return np.random.default_rng(seed).standard_normal(shape).astype("float32")
 
@@ -56,10 +62,11 @@ OPTIONS = list(itertools.product([False, True], repeat=4))
     "return_sequences, return_state, go_backwards, unroll", OPTIONS
 )
 def test_options_match_reference(
-    return_sequences, return_state, go_backwards, unroll
+    return_sequences, return_state, go_backwards, unroll, implementation
 ):
     layer = keras_lstm.LSTM(
         UNITS,
+        implementation=implementation,
         return_sequences=return_sequences,
         return_state=return_state,
         go_backwards=go_backwards,
@@ -73,8 +80,9 @@ def test_options_match_reference(
     )
 
 
-def test_without_bias_matches_reference():
-    layer = keras_lstm.LSTM(UNITS, use_bias=False, return_sequences=True)
+def test_without_bias_matches_reference(implementation):
+    layer = keras_lstm.LSTM(UNITS, use_bias=False, return_sequences=True,
+                            implementation=implementation)
     x = random_inputs(BATCH, STEPS, FEATURES)
     weights = build_random(layer, x.shape)
     assert len(weights) == 2
@@ -107,9 +115,11 @@ def test_initial_weights_match_reference(unit_forget_bias):
 @pytest.mark.parametrize("padding", sorted(MASKS))
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("unroll", [False, True])
-def test_masks_match_reference(padding, go_backwards, unroll):
+def test_masks_match_reference(padding, go_backwards, unroll,
+                               implementation):
     layer = keras_lstm.LSTM(
         UNITS,
+        implementation=implementation,
         return_sequences=True,
         return_state=True,
         go_backwards=go_backwards,
@@ -145,8 +155,9 @@ def test_masked_steps_repeat_the_previous_output():
     np.testing.assert_allclose(last(x, mask=mask)[0], outputs[0, 2], atol=ATOL)
 
 
-def test_initial_state_matches_reference():
-    layer = keras_lstm.LSTM(UNITS, return_sequences=True, return_state=True)
+def test_initial_state_matches_reference(implementation):
+    layer = keras_lstm.LSTM(UNITS, return_sequences=True, return_state=True,
+                            implementation=implementation)
     x = random_inputs(BATCH, STEPS, FEATURES)
     h0 = random_inputs(BATCH, UNITS, seed=5)
     c0 = random_inputs(BATCH, UNITS, seed=6)
@@ -156,8 +167,9 @@ def test_initial_state_matches_reference():
     assert_matches_reference(result, reference, True, True)
 
 
-def test_stateful_carries_state_over_batches_until_reset():
-    layer = keras_lstm.LSTM(UNITS, stateful=True, return_sequences=True)
+def test_stateful_carries_state_over_batches_until_reset(implementation):
+    layer = keras_lstm.LSTM(UNITS, stateful=True, return_sequences=True,
+                            implementation=implementation)
     first = random_inputs(BATCH, STEPS, FEATURES, seed=1)
     second = random_inputs(BATCH, STEPS, FEATURES, seed=2)
     weights = build_random(layer, first.shape)
@@ -251,8 +263,9 @@ def _find_recurrent_mask(outputs, x, weights, rate):
     return np.stack(found)
 
 
-def _dropout_layer(units, **kwargs):
-    return keras_lstm.LSTM(units, return_sequences=True, seed=11, **kwargs)
+def _dropout_layer(units, implementation="auto", **kwargs):
+    return keras_lstm.LSTM(units, return_sequences=True, seed=11,
+                           implementation=implementation, **kwargs)
 
 
 @pytest.mark.parametrize("unroll", [False, True])
@@ -268,9 +281,9 @@ def test_dropout_off_without_training(unroll):
 
 
 @pytest.mark.parametrize("unroll", [False, True])
-def test_dropout_uses_one_input_mask_per_sequence(unroll):
+def test_dropout_uses_one_input_mask_per_sequence(unroll, implementation):
     rate, batch = 0.5, 4
-    layer = _dropout_layer(UNITS, dropout=rate, unroll=unroll)
+    layer = _dropout_layer(UNITS, implementation, dropout=rate, unroll=unroll)
     x = random_inputs(batch, STEPS, FEATURES)
     weights = build_random(layer, x.shape)
 
@@ -301,10 +314,10 @@ def test_recurrent_dropout_uses_one_mask_per_sequence(unroll):
     assert not np.array_equal(first, second)
 
 
-def test_dropout_in_a_compiled_step_draws_a_mask_per_call():
+def test_dropout_in_a_compiled_step_draws_a_mask_per_call(implementation):
     """Inside tf.function: one mask per sequence, a new one every call."""
     rate = 0.5
-    layer = _dropout_layer(UNITS, dropout=rate)
+    layer = _dropout_layer(UNITS, implementation, dropout=rate)
     x = random_inputs(BATCH, STEPS, FEATURES)
     weights = build_random(layer, x.shape)
     step = tf.function(lambda inputs: layer(inputs, training=True))
@@ -353,9 +366,10 @@ def test_embedding_mask_zero_feeds_the_mask():
     np.testing.assert_allclose(model(tokens), reference[0], atol=ATOL)
 
 
-def test_bidirectional_matches_reference():
+def test_bidirectional_matches_reference(implementation):
     layer = keras.layers.Bidirectional(
-        keras_lstm.LSTM(UNITS, return_sequences=True)
+        keras_lstm.LSTM(UNITS, return_sequences=True,
+                        implementation=implementation)
     )
     x = random_inputs(BATCH, STEPS, FEATURES)
     mask = np.array(MASKS["right"], bool)
