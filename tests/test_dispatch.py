@@ -1,0 +1,114 @@
+"""Which path an LSTM runs: the pure rules and what the layer reports."""
+
+import dataclasses
+
+import pytest
+
+import keras_lstm
+from keras_lstm import dispatch
+
+PLAIN = dispatch.LayerOptions(
+    plain_cell=True,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    recurrent_dropout=0.0,
+    unroll=False,
+    use_bias=True,
+)
+
+
+def options(**changes):
+    return dataclasses.replace(PLAIN, **changes)
+
+
+@pytest.mark.parametrize("gpu, expected", [(False, "fused"), (True, "cudnn")])
+def test_default_configuration(gpu, expected):
+    assert dispatch.select_path(PLAIN, gpu_available=gpu) == expected
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(plain_cell=False),
+        dict(activation="relu"),
+        dict(recurrent_activation="hard_sigmoid"),
+        dict(recurrent_dropout=0.2),
+        dict(unroll=True),
+    ],
+)
+@pytest.mark.parametrize("gpu", [False, True])
+def test_unsupported_options_run_step_by_step(changes, gpu):
+    assert dispatch.select_path(options(**changes), gpu) == "step"
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        (dict(use_bias=False), "fused"),  # cuDNN needs a bias, fused does not
+        (dict(use_cudnn=False), "fused"),
+        (dict(implementation="fused"), "fused"),
+        (dict(implementation="step"), "step"),
+    ],
+)
+def test_gpu_falls_back_to_fused(changes, expected):
+    assert dispatch.select_path(options(**changes), gpu_available=True) == expected
+
+
+def test_use_cudnn_true_without_gpu_raises():
+    with pytest.raises(ValueError, match="no GPU is visible.*use_cudnn=True"):
+        dispatch.select_path(options(use_cudnn=True), gpu_available=False)
+    assert dispatch.select_path(options(use_cudnn=True), True) == "cudnn"
+
+
+def test_forcing_fused_on_unsupported_configuration_raises():
+    with pytest.raises(ValueError, match="recurrent_dropout=0.3.*implementation='fused'"):
+        dispatch.select_path(
+            options(recurrent_dropout=0.3, implementation="fused"), False
+        )
+
+
+def test_blockers_name_every_reason():
+    reasons = dispatch.fused_blockers(
+        options(plain_cell=False, activation="relu", unroll=True)
+    )
+    assert len(reasons) == 3
+    assert any("relu" in r for r in reasons)
+
+
+@pytest.mark.parametrize("value, expected", [("auto", "auto"), ("step", "step"),
+                                             ("fused", "fused"), (1, "auto"), (2, "auto")])
+def test_check_implementation(value, expected):
+    assert dispatch.check_implementation(value) == expected
+
+
+def test_check_implementation_rejects_unknown():
+    with pytest.raises(ValueError, match="Received: implementation='cudnn'"):
+        dispatch.check_implementation("cudnn")
+
+
+def test_layer_reports_its_path_on_cpu():
+    assert keras_lstm.LSTM(4).implementation_path == "fused"
+    assert keras_lstm.LSTM(4, recurrent_dropout=0.1).implementation_path == "step"
+    assert keras_lstm.LSTM(4, unroll=True).implementation_path == "step"
+    assert keras_lstm.LSTM(4, activation="relu").implementation_path == "step"
+    assert keras_lstm.LSTM(4, implementation="step").implementation_path == "step"
+    assert keras_lstm.LSTM(4, implementation=2).implementation_path == "fused"
+
+
+def test_layer_raises_before_any_work():
+    with pytest.raises(ValueError, match="implementation='fused'"):
+        keras_lstm.LSTM(4, activation="relu", implementation="fused")
+    with pytest.raises(ValueError, match="use_cudnn=True"):
+        keras_lstm.LSTM(4, use_cudnn=True)  # No GPU on CPU-only machines.
+
+
+def test_implementation_in_config_round_trip():
+    layer = keras_lstm.LSTM(4, implementation="step")
+    config = layer.get_config()
+    assert config["implementation"] == "step"
+    assert keras_lstm.LSTM.from_config(config).implementation_path == "step"
+
+
+def test_implementation_path_is_read_only():
+    with pytest.raises(AttributeError):
+        keras_lstm.LSTM(4).implementation_path = "step"
