@@ -1,0 +1,124 @@
+"""tf.data pipelines of token ids for training, validation and test.
+
+Reviews are vectorized once (TextVectorization on batches of strings), cut to
+`max_len` tokens, cached, shuffled (training only) and batched either by
+length buckets, so that a batch of short reviews is not padded to the longest
+review, or padded to `max_len`.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from recipes.common.errors import UsageError
+
+_VECTORIZE_BATCH = 1024
+# Number of length buckets between 0 and max_len.
+_NUM_BUCKETS = 10
+# Largest share of the training reviews that dropping partial batches may skip.
+_MAX_DROPPED_SHARE = 0.1
+
+
+def split_validation(train, fraction, seed):
+    """Holds out round(fraction * len(train)) reviews, chosen by a seeded permutation.
+
+    Returns:
+        (train, validation) `Reviews`.
+    """
+    order = np.random.default_rng(seed).permutation(len(train))
+    held_out = int(round(fraction * len(train)))
+    return train.take(order[held_out:]), train.take(order[:held_out])
+
+
+def check_not_empty(splits):
+    """Raises UsageError naming the first split without any review."""
+    for name, reviews in splits.items():
+        if len(reviews) == 0:
+            raise UsageError(
+                f"the {name} split is empty; every split needs at least one "
+                f"review (validation is carved from train by "
+                f"--validation_fraction). Received: "
+                + ", ".join(f"{n}={len(r)}" for n, r in splits.items())
+            )
+
+
+def adapt_vocabulary(vectorizer, texts):
+    """Learns the vectorizer's vocabulary from `texts`; returns its words."""
+    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(_VECTORIZE_BATCH))
+    # Ids 0 and 1 are padding and [UNK]; the layer adds them back itself.
+    return vectorizer.get_vocabulary()[2:]
+
+
+def bucket_boundaries(max_len):
+    """Bucket limits for `bucket_by_sequence_length`, the last one max_len + 1.
+
+    A bucket with limit b holds reviews shorter than b and pads them to b - 1
+    tokens, so batches come in only a few lengths (multiples of max_len / 10,
+    and max_len): XLA-compiled layers then compile once per length, not once
+    per batch.
+    """
+    step = max(1, max_len // _NUM_BUCKETS)
+    lengths = list(range(step, max_len, step)) + [max_len]
+    return [length + 1 for length in lengths]
+
+
+def make_dataset(reviews, vectorizer, max_len, batch_size, bucket_by_length,
+                 shuffle_seed=None):
+    """Batches of (token ids (batch, time), labels (batch,)) of `reviews`.
+
+    Args:
+        reviews: `Reviews` to serve.
+        vectorizer: TextVectorization with ragged output (no fixed length).
+        max_len: Reviews are cut to their first max_len tokens.
+        batch_size: Reviews per batch.
+        bucket_by_length: Batch reviews of similar length (padded to their
+            bucket's length); otherwise pad every review to max_len.
+        shuffle_seed: Shuffle every epoch with this seed and drop partial
+            batches if that loses < 10% (training); None keeps the order and
+            every review.
+    """
+    texts = tf.constant(reviews.texts.astype(str))
+    labels = tf.constant(reviews.labels.astype(np.float32))
+
+    def vectorize(batch_texts, batch_labels):
+        ids = vectorizer(batch_texts)[:, :max_len]  # ragged (batch, <= max_len)
+        return ids, batch_labels
+
+    def at_least_one_token(ids, label):
+        # An empty review becomes one padding token, which the mask hides.
+        return tf.pad(ids, [[0, tf.maximum(0, 1 - tf.size(ids))]]), label
+
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((texts, labels))
+        .batch(_VECTORIZE_BATCH)
+        .map(vectorize, num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+        .map(at_least_one_token)
+        .cache()
+    )
+    # Training drops each epoch's last, partial batch of every bucket: with
+    # shuffling their sizes change every epoch, and every new shape means a
+    # new compilation. Only done when it costs under a tenth of the reviews.
+    num_batch_shapes = len(bucket_boundaries(max_len)) if bucket_by_length else 1
+    drop_remainder = (
+        shuffle_seed is not None
+        and num_batch_shapes * batch_size <= _MAX_DROPPED_SHARE * len(reviews)
+    )
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(
+            len(reviews), seed=shuffle_seed, reshuffle_each_iteration=True
+        )
+    if bucket_by_length:
+        boundaries = bucket_boundaries(max_len)
+        dataset = dataset.bucket_by_sequence_length(
+            element_length_func=lambda ids, label: tf.shape(ids)[0],
+            bucket_boundaries=boundaries,
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+            pad_to_bucket_boundary=True,
+            drop_remainder=drop_remainder,
+        )
+    else:
+        dataset = dataset.padded_batch(
+            batch_size, padded_shapes=([max_len], []),
+            drop_remainder=drop_remainder,
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)

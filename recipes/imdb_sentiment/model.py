@@ -1,0 +1,68 @@
+"""The sentiment classifier: word vectors, Bidirectional LSTMs, a sigmoid.
+
+`build_classifier` maps token ids to P(positive) and is what trains;
+`build_end_to_end` puts the vectorizer in front so the saved model takes raw
+review strings.
+"""
+
+import keras
+
+import keras_lstm
+
+from recipes.common.errors import UsageError
+from recipes.imdb_sentiment.config import CELLS
+
+
+def lstm_class(cell):
+    """The LSTM layer class for --cell: keras_lstm.LSTM or keras.layers.LSTM."""
+    if cell == "keras_lstm":
+        return keras_lstm.LSTM
+    if cell == "keras":
+        return keras.layers.LSTM
+    raise UsageError(
+        f"--cell must be one of {', '.join(CELLS)}. Received: cell={cell!r}"
+    )
+
+
+def build_classifier(config, vocab_size, seed=None):
+    """Token ids (batch, time), 0 = padding -> P(positive) (batch, 1).
+
+    Embedding (masking padding) -> dropout -> lstm_layers x
+    Bidirectional(LSTM(lstm_units)) -> dropout -> Dense(1, sigmoid).
+    """
+    lstm = lstm_class(config.cell)
+    seed = config.seed if seed is None else seed
+    token_ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
+    x = keras.layers.Embedding(
+        vocab_size, config.embedding_dim, mask_zero=True, name="embedding"
+    )(token_ids)  # (batch, time, embedding_dim)
+    x = keras.layers.Dropout(config.dropout, seed=seed, name="embedding_dropout")(x)
+    for index in range(config.lstm_layers):
+        last = index == config.lstm_layers - 1
+        x = keras.layers.Bidirectional(
+            lstm(config.lstm_units, return_sequences=not last, seed=seed + index),
+            name=f"bidirectional_{index}",
+        )(x)  # (batch, 2 * units) for the last layer, else (batch, time, 2 * units)
+    x = keras.layers.Dropout(config.dropout, seed=seed, name="output_dropout")(x)
+    # float32 output keeps the loss accurate under mixed precision.
+    probability = keras.layers.Dense(
+        1, activation="sigmoid", dtype="float32", name="probability"
+    )(x)
+    return keras.Model(token_ids, probability, name="imdb_classifier")
+
+
+def build_end_to_end(vectorizer, classifier):
+    """Raw review strings (batch,) -> P(positive) (batch, 1)."""
+    reviews = keras.Input(shape=(1,), dtype="string", name="review")
+    probability = classifier(vectorizer(reviews))
+    return keras.Model(reviews, probability, name="imdb_sentiment")
+
+
+def compile_classifier(model, learning_rate, clipnorm):
+    """Adam on binary cross-entropy, reporting accuracy."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm or None),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+

@@ -1,0 +1,185 @@
+"""Reads labelled reviews from TFDS, an aclImdb folder or a CSV file.
+
+Each reader returns a dict split name -> `Reviews` (texts and 0/1 labels as
+NumPy arrays) and raises `UsageError` for anything wrong with what it was
+given, before the recipe starts any work.
+"""
+
+import csv
+import dataclasses
+import os
+
+import numpy as np
+
+from recipes.common.errors import UsageError
+
+POSITIVE_LABELS = ("positive", "pos", "1")
+NEGATIVE_LABELS = ("negative", "neg", "0")
+CSV_COLUMNS = ("review", "sentiment")
+CSV_SPLITS = ("train", "test")
+ACL_FOLDERS = ("train/pos", "train/neg", "test/pos", "test/neg")
+
+
+@dataclasses.dataclass
+class Reviews:
+    """Review texts (str) and labels (1 positive, 0 negative), aligned."""
+
+    texts: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self):
+        return len(self.labels)
+
+    def take(self, indices):
+        """The reviews at `indices`, in that order."""
+        return Reviews(self.texts[indices], self.labels[indices])
+
+
+def _reviews(texts, labels):
+    return Reviews(
+        np.array(texts, dtype=object), np.array(labels, dtype=np.int32)
+    )
+
+
+def read_acl_imdb(data_dir):
+    """Reads the Stanford layout: data_dir/{train,test}/{pos,neg}/*.txt."""
+    if not os.path.isdir(data_dir):
+        raise UsageError(
+            "--data_dir must be an existing aclImdb folder. "
+            f"Received: data_dir={data_dir!r}"
+        )
+    missing = [
+        name
+        for name in ACL_FOLDERS
+        if not os.path.isdir(os.path.join(data_dir, name))
+    ]
+    if missing:
+        raise UsageError(
+            "--data_dir must hold the aclImdb layout with folders "
+            f"{', '.join(ACL_FOLDERS)}; missing: {', '.join(missing)}. "
+            f"Received: data_dir={data_dir!r}"
+        )
+    splits = {}
+    for split in CSV_SPLITS:
+        texts, labels = [], []
+        for label_name, label in (("pos", 1), ("neg", 0)):
+            folder = os.path.join(data_dir, split, label_name)
+            names = sorted(n for n in os.listdir(folder) if n.endswith(".txt"))
+            if not names:
+                raise UsageError(
+                    f"--data_dir: folder {split}/{label_name} holds no .txt "
+                    f"reviews, so the {split} split would lack "
+                    f"{label_name} examples. Received: data_dir={data_dir!r}"
+                )
+            for name in names:
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    texts.append(f.read())
+                labels.append(label)
+        splits[split] = _reviews(texts, labels)
+    return splits
+
+
+def _parse_label(value, line_number, csv_file):
+    label = value.strip().lower()
+    if label in POSITIVE_LABELS:
+        return 1
+    if label in NEGATIVE_LABELS:
+        return 0
+    raise UsageError(
+        f"--csv_file: line {line_number} has an unknown sentiment; expected "
+        f"one of {', '.join(POSITIVE_LABELS + NEGATIVE_LABELS)}. "
+        f"Received: sentiment={value!r} in csv_file={csv_file!r}"
+    )
+
+
+def read_csv(csv_file, seed):
+    """Reads a CSV with `review,sentiment` and an optional `split` column.
+
+    Without a `split` column the rows are divided 50/50 into train and test
+    by a permutation seeded with `seed`.
+    """
+    if not os.path.isfile(csv_file):
+        raise UsageError(
+            f"--csv_file must be an existing file. Received: csv_file={csv_file!r}"
+        )
+    csv.field_size_limit(2**30)
+    with open(csv_file, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = [c.strip().lower() for c in (reader.fieldnames or [])]
+        missing = [c for c in CSV_COLUMNS if c not in columns]
+        if missing:
+            raise UsageError(
+                f"--csv_file must have the columns {', '.join(CSV_COLUMNS)} "
+                f"(and optionally split); missing: {', '.join(missing)}. "
+                f"Received: columns={columns} in csv_file={csv_file!r}"
+            )
+        reader.fieldnames = columns
+        has_split = "split" in columns
+        texts, labels, split_names = [], [], []
+        # Line 1 is the header.
+        for line_number, row in enumerate(reader, start=2):
+            texts.append(row["review"] or "")
+            labels.append(_parse_label(row["sentiment"] or "", line_number, csv_file))
+            if has_split:
+                split = (row["split"] or "").strip().lower()
+                if split not in CSV_SPLITS:
+                    raise UsageError(
+                        f"--csv_file: line {line_number} has an unknown split; "
+                        f"expected one of {', '.join(CSV_SPLITS)}. "
+                        f"Received: split={row['split']!r} in "
+                        f"csv_file={csv_file!r}"
+                    )
+                split_names.append(split)
+    reviews = _reviews(texts, labels)
+    if has_split:
+        split_names = np.array(split_names)
+        return {
+            split: reviews.take(np.flatnonzero(split_names == split))
+            for split in CSV_SPLITS
+        }
+    order = np.random.default_rng(seed).permutation(len(reviews))
+    half = len(order) // 2
+    return {"train": reviews.take(order[:half]), "test": reviews.take(order[half:])}
+
+
+def _load_tfds_split(name, split, data_dir):
+    # Imported here: TFDS is slow to import and only this source needs it.
+    import tensorflow_datasets as tfds
+
+    dataset = tfds.load(name, split=split, as_supervised=True, data_dir=data_dir)
+    texts, labels = [], []
+    for text, label in tfds.as_numpy(dataset):
+        texts.append(text.decode("utf-8"))
+        labels.append(int(label))
+    return _reviews(texts, labels)
+
+
+def read_tfds(tfds_data_dir=""):
+    """Loads TFDS `imdb_reviews` (downloading it the first time)."""
+    try:
+        return {
+            split: _load_tfds_split("imdb_reviews", split, tfds_data_dir or None)
+            for split in CSV_SPLITS
+        }
+    except Exception as error:  # Offline, blocked or a broken cache: any cause.
+        raise UsageError(
+            "could not load the TFDS dataset imdb_reviews (offline, or its "
+            "download failed); give the reviews as files instead with "
+            "--data_dir=PATH/aclImdb (folders train/pos, train/neg, test/pos, "
+            "test/neg) or --csv_file=PATH.csv (columns review,sentiment). "
+            f"Received: {type(error).__name__}: {str(error)[:300]}"
+        ) from error
+
+
+def read_reviews(config):
+    """Reads train and test reviews from the source the config names."""
+    if config.data_dir and config.csv_file:
+        raise UsageError(
+            "give at most one of --data_dir and --csv_file. Received: "
+            f"data_dir={config.data_dir!r}, csv_file={config.csv_file!r}"
+        )
+    if config.data_dir:
+        return read_acl_imdb(config.data_dir)
+    if config.csv_file:
+        return read_csv(config.csv_file, config.seed)
+    return read_tfds(config.tfds_data_dir)

@@ -1,0 +1,46 @@
+"""Review text to token ids: the standardization and the TextVectorization layer.
+
+`standardize_review` is a registered Keras serializable, so a saved model that
+holds the vectorizer loads with `keras.models.load_model` and no
+custom_objects once this package is imported (`import recipes.imdb_sentiment`
+does it).
+"""
+
+import keras
+import tensorflow as tf
+
+# The reviews' HTML line breaks ("<br />", "<br/>", "<br>").
+_LINE_BREAK = r"<br\s*/?>"
+# ASCII punctuation except the apostrophe, which is dropped instead so that
+# "don't" stays one token ("dont").
+_PUNCTUATION = r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~]"
+
+
+@keras.saving.register_keras_serializable(package="imdb_sentiment")
+def standardize_review(texts):
+    """Lower-cases, turns line breaks and punctuation into spaces, drops '."""
+    texts = tf.strings.lower(texts, encoding="utf-8")
+    texts = tf.strings.regex_replace(texts, _LINE_BREAK, " ")
+    texts = tf.strings.regex_replace(texts, _PUNCTUATION, " ")
+    return tf.strings.regex_replace(texts, "'", "")
+
+
+def make_vectorizer(vocab_size, max_len=None, vocabulary=None):
+    """A TextVectorization layer: id 0 pads, 1 is [UNK], words from 2.
+
+    Args:
+        vocab_size: Most token ids to use, padding and [UNK] included.
+        max_len: Pad or cut every review to this many tokens (dense output
+            for the saved model); None gives ragged, uncut token ids, which
+            the input pipeline cuts and batches itself.
+        vocabulary: The words (from a previous `adapt`), or None to adapt later.
+    """
+    return keras.layers.TextVectorization(
+        max_tokens=vocab_size,
+        standardize=standardize_review,
+        output_mode="int",
+        output_sequence_length=max_len,
+        ragged=max_len is None,
+        vocabulary=vocabulary,
+        name="vectorizer",
+    )

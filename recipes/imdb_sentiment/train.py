@@ -1,0 +1,204 @@
+"""Trains and evaluates the IMDB sentiment classifier; a library, never reads flags.
+
+`train_and_evaluate(config, model_dir)` checks everything it was given first
+(raising `UsageError` before writing anything), then trains with `model.fit`
+under the chosen tf.distribute strategy and leaves in model_dir:
+
+    config.json         the settings, to check that a rerun resumes the same run
+    vocabulary.json     the words TextVectorization learned from training text
+    logs/               TensorBoard: loss/accuracy, learning rate, weight and
+                        gate-bias histograms, the settings as text
+    checkpoints/        epoch_NNN.keras after every epoch (see checkpoints.py)
+    history.json        per-epoch figures; resuming continues after the last
+    model.keras         vectorizer + best epoch's classifier: raw strings in
+    metrics.json        test accuracy/loss, epochs, seconds, examples/second
+"""
+
+import dataclasses
+import json
+import os
+
+import keras
+
+from recipes.common import outputs
+from recipes.common.errors import UsageError
+from recipes.common.strategy import make_strategy
+from recipes.common.strategy import set_precision
+from recipes.imdb_sentiment import callbacks as callbacks_lib
+from recipes.imdb_sentiment import checkpoints
+from recipes.imdb_sentiment import input_pipeline
+from recipes.imdb_sentiment import model as model_lib
+from recipes.imdb_sentiment import sources
+from recipes.imdb_sentiment import text
+from recipes.imdb_sentiment.config import RESUMABLE_CHANGES
+
+CONFIG_FILE = "config.json"
+VOCABULARY_FILE = "vocabulary.json"
+
+
+def check_same_run(config, model_dir):
+    """Raises UsageError if model_dir holds a run with other model/data settings."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        saved = json.load(f)
+    current = dataclasses.asdict(config)
+    changed = sorted(
+        name
+        for name in set(saved) | set(current)
+        if name not in RESUMABLE_CHANGES and saved.get(name) != current.get(name)
+    )
+    if changed:
+        raise UsageError(
+            f"--model_dir already holds a run with other settings, which its "
+            f"checkpoints would not fit; use a new --model_dir or the same "
+            f"flags. Received: "
+            + ", ".join(
+                f"{name}={current.get(name)!r} (saved: {saved.get(name)!r})"
+                for name in changed
+            )
+        )
+
+
+def load_splits(config):
+    """Reads the reviews and carves the validation split; checks none is empty."""
+    read = sources.read_reviews(config)
+    train, validation = input_pipeline.split_validation(
+        read["train"], config.validation_fraction, config.seed
+    )
+    splits = {"train": train, "validation": validation, "test": read["test"]}
+    input_pipeline.check_not_empty(splits)
+    return splits
+
+
+def _vocabulary(config, model_dir, train_texts):
+    """The saved vocabulary of this run, or one adapted on the training text."""
+    path = os.path.join(model_dir, VOCABULARY_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    vectorizer = text.make_vectorizer(config.vocab_size)
+    words = [str(w) for w in input_pipeline.adapt_vocabulary(vectorizer, train_texts)]
+    outputs.write_json_atomically(path, words)
+    return words
+
+
+def _save_atomically(model, path):
+    partial = path[: -len(".keras")] + ".partial.keras"
+    model.save(partial)
+    os.replace(partial, path)
+
+
+def _callbacks(config, model_dir, history, vectorizer, validation):
+    log_dir = os.path.join(model_dir, "logs")
+    found = [
+        callbacks_lib.EpochSummaries(log_dir),
+        checkpoints.EpochCheckpoint(
+            model_dir, history, config.early_stopping_patience
+        ),
+    ]
+    if config.gate_heatmaps:
+        found.append(
+            callbacks_lib.gate_heatmap_callback(
+                vectorizer, validation.texts, os.path.join(log_dir, "gates")
+            )
+        )
+    return found
+
+
+def train_and_evaluate(config, model_dir):
+    """Trains on config's data, evaluates the best epoch, writes model_dir.
+
+    Returns:
+        The metrics written to model_dir/metrics.json.
+    """
+    # Checks: nothing below writes until all of them passed.
+    if config.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1. Received: epochs={config.epochs}")
+    model_lib.lstm_class(config.cell)
+    check_same_run(config, model_dir)
+    splits = load_splits(config)
+    strategy = make_strategy(config.strategy, config.tpu_address)
+    policy = set_precision(config.mixed_precision)
+    keras.utils.set_random_seed(config.seed)
+
+    os.makedirs(model_dir, exist_ok=True)
+    config_path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.exists(config_path):
+        outputs.write_json_atomically(config_path, dataclasses.asdict(config))
+    outputs.log_config_text(
+        os.path.join(model_dir, "logs", "config"), dataclasses.asdict(config)
+    )
+    vocabulary = _vocabulary(config, model_dir, splits["train"].texts.astype(str))
+    vectorizer = text.make_vectorizer(config.vocab_size, vocabulary=vocabulary)
+    vocab_size = vectorizer.vocabulary_size()
+    datasets = {
+        name: input_pipeline.make_dataset(
+            reviews, vectorizer, config.max_len, config.batch_size,
+            config.bucket_by_length,
+            shuffle_seed=config.seed if name == "train" else None,
+        )
+        for name, reviews in splits.items()
+    }
+
+    history, done = checkpoints.resume_point(model_dir)
+    with strategy.scope():
+        if done:
+            print(f"Resuming after epoch {done} from {model_dir}.")
+            classifier = keras.models.load_model(
+                checkpoints.checkpoint_path(model_dir, done)
+            )
+        else:
+            classifier = model_lib.build_classifier(config, vocab_size)
+            model_lib.compile_classifier(
+                classifier, config.learning_rate, config.clipnorm
+            )
+    stopped = (
+        config.early_stopping_patience
+        and checkpoints.epochs_without_improvement(history)
+        >= config.early_stopping_patience
+    )
+    if done < config.epochs and not stopped:
+        classifier.fit(
+            datasets["train"],
+            validation_data=datasets["validation"],
+            epochs=config.epochs,
+            initial_epoch=done,
+            callbacks=_callbacks(
+                config, model_dir, history, vectorizer, splits["validation"]
+            ),
+        )
+
+    best = checkpoints.best_entry(history)
+    best_path = checkpoints.checkpoint_path(model_dir, best["epoch"])
+    with strategy.scope():
+        best_classifier = keras.models.load_model(best_path)
+    test = best_classifier.evaluate(datasets["test"], return_dict=True)
+
+    # The saved model is built outside the strategy, from the best checkpoint.
+    end_to_end = model_lib.build_end_to_end(
+        text.make_vectorizer(config.vocab_size, config.max_len, vocabulary),
+        keras.models.load_model(best_path, compile=False),
+    )
+    _save_atomically(end_to_end, os.path.join(model_dir, "model.keras"))
+
+    train_seconds = sum(entry["train_seconds"] for entry in history)
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "epochs": len(history),
+        "best_epoch": best["epoch"],
+        "validation_accuracy": best["val_accuracy"],
+        "training_seconds": train_seconds,
+        "examples_per_second": len(splits["train"]) * len(history) / train_seconds,
+        "train_examples": len(splits["train"]),
+        "validation_examples": len(splits["validation"]),
+        "test_examples": len(splits["test"]),
+        "cell": config.cell,
+        "strategy": config.strategy,
+        "replicas": strategy.num_replicas_in_sync,
+        "precision": policy,
+    }
+    outputs.write_metrics(model_dir, metrics)
+    return metrics
