@@ -1,8 +1,7 @@
 """Weights to and from torch.nn.LSTM: NumPy reference always, torch if installed."""
 
+import ast
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -169,13 +168,22 @@ def test_conversion_errors():
         keras_lstm.to_torch_lstm([np.zeros((4, 18)), np.zeros((6, 18))])
 
 
-def test_no_torch_import():
-    code = ("import sys, keras_lstm, keras_lstm.convert; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-c", code], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_the_package_never_imports_torch():
+    """No import of torch anywhere in keras_lstm (state dicts are NumPy)."""
+    package = os.path.dirname(keras_lstm.__file__)
+    for root, _, files in os.walk(package):
+        for name in (f for f in files if f.endswith(".py")):
+            with open(os.path.join(root, name)) as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    modules = [node.module or ""]
+                else:
+                    continue
+                assert not any(m.split(".")[0] == "torch" for m in modules), (
+                    f"{name} imports {modules}")
 
 
 # --- against torch itself ---------------------------------------------------
