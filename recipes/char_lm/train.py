@@ -1,0 +1,293 @@
+"""Training and evaluation of the character LM: a custom tf.distribute loop.
+
+`train_and_evaluate(config, model_dir)` checks every input first, then
+trains with `steps.make_train_step` under the configured strategy, evaluates
+on the whole validation split every `eval_every` steps, and writes to
+model_dir: TensorBoard logs (train/, validation/), checkpoints/ (model,
+optimizer, step = data position, carried states, best figures), vocab.json,
+model.keras and metrics.json. Rerunning with the same model_dir resumes.
+"""
+
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from recipes.char_lm import generation
+from recipes.char_lm import input_pipeline
+from recipes.char_lm import model as model_lib
+from recipes.char_lm import steps
+from recipes.char_lm.config import CELLS
+from recipes.char_lm.vocab import Vocabulary
+from recipes.common import outputs
+from recipes.common import strategy as strategy_lib
+from recipes.common import summaries
+from recipes.common.errors import UsageError
+
+NATS_TO_BITS = 1.0 / math.log(2.0)
+SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
+
+
+def check_config(config):
+    """Raises UsageError for settings no run can use (the flags check these too)."""
+    positive = ("seq_len", "batch_size", "layers", "units", "embedding_dim",
+                "train_steps", "eval_every", "checkpoint_every", "log_every",
+                "max_checkpoints")
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise UsageError(f"{name} must be >= 1. Received: "
+                             f"{name}={getattr(config, name)}")
+    if not 0.0 < config.validation_fraction < 1.0:
+        raise UsageError("validation_fraction must be in (0, 1). Received: "
+                         f"validation_fraction={config.validation_fraction}")
+    if not 0.0 <= config.dropout < 1.0:
+        raise UsageError(f"dropout must be in [0, 1). Received: dropout={config.dropout}")
+    if config.cell not in CELLS:
+        raise UsageError(f"cell must be one of {', '.join(CELLS)}. "
+                         f"Received: cell={config.cell!r}")
+    if config.strategy not in strategy_lib.STRATEGIES:
+        raise UsageError(f"strategy must be one of {', '.join(strategy_lib.STRATEGIES)}. "
+                         f"Received: strategy={config.strategy!r}")
+
+
+def load_data(config, model_dir):
+    """Reads and splits the text; returns (vocab, train_ids, validation_ids)."""
+    if config.text_file:
+        text = input_pipeline.read_text_file(config.text_file)
+        source = f"text_file={config.text_file!r}"
+    else:
+        text = input_pipeline.load_tfds_text(config.tfds_name, config.data_dir)
+        source = f"TFDS {config.tfds_name!r}"
+    train_text, validation_text = input_pipeline.split_text(
+        text, config.validation_fraction, config.seq_len, source
+    )
+    vocab = Vocabulary.from_text(train_text)
+    if os.path.exists(os.path.join(model_dir, "vocab.json")):
+        saved = Vocabulary.load(model_dir)
+        if saved.chars != vocab.chars:
+            raise UsageError(
+                f"model_dir holds a run trained on another text (its vocabulary "
+                f"differs); use a new --model_dir. Received: model_dir="
+                f"{model_dir!r}, {source}"
+            )
+    return vocab, vocab.encode(train_text), vocab.encode(validation_text)
+
+
+def make_optimizer(config):
+    """Adam(W) with linear warmup then cosine decay to final_lr_fraction."""
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        warmup_target=config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        decay_steps=max(1, config.train_steps - config.warmup_steps),
+        alpha=config.final_lr_fraction,
+    )
+    if config.weight_decay:
+        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+    return keras.optimizers.Adam(schedule)
+
+
+class _Run:
+    """The model, optimizer, steps and checkpointed progress of one run."""
+
+    def __init__(self, config, model_dir, vocab, strategy, policy):
+        self.config = config
+        self.strategy = strategy
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            self.model = model_lib.build_model(vocab.size, config)
+            self.optimizer = make_optimizer(config)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        # Host-side progress, checkpointed with the model.
+        self.carried_states = tf.Variable(
+            tf.zeros((2 * config.layers, config.batch_size, config.units)))
+        self.best_val = tf.Variable(np.inf, dtype=tf.float64)
+        self.best_step = tf.Variable(0, dtype=tf.int64)
+        self.train_seconds = tf.Variable(0.0, dtype=tf.float64)
+        self.chars_trained = tf.Variable(0, dtype=tf.int64)
+        checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, step=self.step,
+            carried_states=self.carried_states, best_val=self.best_val,
+            best_step=self.best_step, train_seconds=self.train_seconds,
+            chars_trained=self.chars_trained)
+        self.manager = tf.train.CheckpointManager(
+            checkpoint, os.path.join(model_dir, "checkpoints"),
+            max_to_keep=config.max_checkpoints)
+        checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+        loss_scale = steps.FLOAT16_LOSS_SCALE if policy == "mixed_float16" else 1.0
+        self.train_step = steps.make_train_step(
+            strategy, self.model, self.optimizer, self.step, config, loss_scale)
+        self.eval_step = steps.make_eval_step(strategy, self.model, config)
+        self.states = steps.scatter_states(strategy, self.carried_states)
+
+    def save(self):
+        """Checkpoints the current step, with the carried states."""
+        self.carried_states.assign(steps.gather_states(self.strategy, self.states))
+        self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def evaluate(self, dataset):
+        """Mean validation loss in nats/char over the whole split."""
+        states = steps.zero_states(self.strategy, self.config)
+        nats = chars = 0.0
+        for batch in dataset:
+            batch_nats, batch_chars, states = self.eval_step(batch, states)
+            nats += float(batch_nats)
+            chars += float(batch_chars)
+        return nats / chars
+
+
+def _log_train_step(writer, step, loss, grad_norm, learning_rate):
+    """Writes one step's training figures to TensorBoard."""
+    with writer.as_default():
+        summaries.write_scalar("loss", loss, step)
+        summaries.write_scalar("bits_per_char", loss * NATS_TO_BITS, step)
+        summaries.write_scalar("learning_rate", learning_rate, step)
+        summaries.write_scalar("gradient_norm", grad_norm, step)
+
+
+def _log_evaluation(run, writer, vocab, prime, val_loss, gate_logger):
+    """Writes validation figures, text samples and gate heatmaps."""
+    step = int(run.step.numpy())
+    with writer.as_default():
+        summaries.write_scalar("loss", val_loss, step)
+        summaries.write_scalar("bits_per_char", val_loss * NATS_TO_BITS, step)
+        for temperature in SAMPLE_TEMPERATURES:
+            text = generation.generate(run.model, vocab, prime,
+                                       run.config.sample_length, temperature,
+                                       seed=run.config.seed)
+            # Markdown: indent 4 spaces to show the text verbatim.
+            summaries.write_text(f"samples/temperature_{temperature}",
+                                 "    " + text.replace("\n", "\n    "), step)
+    writer.flush()
+    if gate_logger is not None:
+        gate_logger.write(step)
+
+
+def _make_gate_logger(config, model, validation_ids, model_dir):
+    """A keras_lstm.introspect gate-heatmap writer for the first LSTM layer."""
+    if not config.gate_heatmap:
+        return None
+    from keras_lstm import introspect
+
+    ids = tf.constant(validation_ids[None, : min(100, len(validation_ids))])
+    example = [ids] + [tf.zeros((1, config.units))] * (2 * config.layers)
+    logger = introspect.GateHeatmapCallback(
+        "lstm_1", example, log_dir=os.path.join(model_dir, "validation"))
+    logger.set_model(model)
+    return logger
+
+
+def train_and_evaluate(config, model_dir):
+    """Trains (or resumes) the character LM in model_dir; returns the metrics.
+
+    Raises:
+        UsageError: bad configuration or data, before anything is written.
+        FloatingPointError: the training loss became NaN or infinite; the
+            last good checkpoint is kept.
+    """
+    check_config(config)
+    vocab, train_ids, validation_ids = load_data(config, model_dir)
+    strategy = strategy_lib.make_strategy(config.strategy, config.tpu_address)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise UsageError(f"batch_size must be divisible by the {replicas} "
+                         f"replicas. Received: batch_size={config.batch_size}")
+    stream = input_pipeline.TrainingStream(
+        train_ids, config.seq_len, config.batch_size, config.seed, config.stateful)
+    # Every input is checked: from here on the run writes to model_dir.
+    policy = strategy_lib.set_precision(config.mixed_precision)
+    os.makedirs(model_dir, exist_ok=True)
+    vocab.save(model_dir)
+    run = _Run(config, model_dir, vocab, strategy, policy)
+    train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+    val_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation"))
+    outputs.log_config_text(os.path.join(model_dir, "train"), config.as_dict())
+    eval_data = strategy.experimental_distribute_dataset(
+        input_pipeline.evaluation_dataset(
+            validation_ids, config.seq_len, config.batch_size, config.stateful))
+    gate_logger = _make_gate_logger(config, run.model, validation_ids, model_dir)
+    prime = vocab.decode(train_ids[:10])
+
+    start = int(run.step.numpy())
+    end = config.train_steps
+    if config.stop_after_steps:
+        end = min(end, start + config.stop_after_steps)
+    train_data = strategy.experimental_distribute_dataset(stream.dataset(start, end))
+    progbar = keras.utils.Progbar(config.train_steps, stateful_metrics=(
+        "loss", "ms/step", "chars/s")) if config.progress else None
+    chars_per_step = config.batch_size * config.seq_len
+    val_loss = None
+    try:
+        for batch in train_data:
+            began = time.perf_counter()
+            loss, grad_norm, run.states = run.train_step(batch, run.states)
+            loss = float(loss)  # Waits for the step to finish.
+            seconds = time.perf_counter() - began
+            step = int(run.step.numpy())
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"the training loss became {loss} at step {step}; stopped "
+                    f"without saving. The last good checkpoint is kept in "
+                    f"{run.manager.directory} (lower --learning_rate or "
+                    f"--clip_norm and rerun to resume from it)")
+            run.train_seconds.assign_add(seconds)
+            run.chars_trained.assign_add(chars_per_step)
+            if step % config.log_every == 0 or step == end:
+                learning_rate = float(run.optimizer.learning_rate)
+                _log_train_step(train_writer, step, loss, float(grad_norm),
+                                learning_rate)
+            if progbar is not None:
+                progbar.update(step, [("loss", loss), ("ms/step", 1000 * seconds),
+                                      ("chars/s", chars_per_step / seconds)])
+            if step % config.eval_every == 0 or step == config.train_steps:
+                val_loss = run.evaluate(eval_data)
+                if val_loss < run.best_val.numpy():
+                    run.best_val.assign(val_loss)
+                    run.best_step.assign(step)
+                _log_evaluation(run, val_writer, vocab, prime, val_loss, gate_logger)
+                if progbar is not None:
+                    print(f"\nstep {step}: validation {val_loss:.4f} nats/char, "
+                          f"{val_loss * NATS_TO_BITS:.4f} bits/char", flush=True)
+            if step % config.checkpoint_every == 0 or step % config.eval_every == 0:
+                run.save()
+    except KeyboardInterrupt:
+        run.save()
+        print(f"\ninterrupted: saved a checkpoint at step {int(run.step.numpy())}; "
+              "rerun the same command to resume", flush=True)
+        raise
+    finally:
+        train_writer.close()
+        val_writer.close()
+    run.save()
+    step = int(run.step.numpy())
+    if step < config.train_steps:
+        print(f"stopped at step {step} of {config.train_steps} "
+              "(--stop_after_steps); rerun the same command to resume", flush=True)
+    if val_loss is None:
+        val_loss = run.evaluate(eval_data)
+    if val_loss < run.best_val.numpy():  # Stopped between evaluations.
+        run.best_val.assign(val_loss)
+        run.best_step.assign(step)
+    run.model.save(os.path.join(model_dir, model_lib.MODEL_FILENAME))
+    seconds = float(run.train_seconds.numpy())
+    best = float(run.best_val.numpy())
+    metrics = {
+        "steps": step,
+        "final_val_nats_per_char": val_loss,
+        "final_val_bits_per_char": val_loss * NATS_TO_BITS,
+        "best_val_nats_per_char": best,
+        "best_val_bits_per_char": best * NATS_TO_BITS,
+        "best_step": int(run.best_step.numpy()),
+        "chars_trained": int(run.chars_trained.numpy()),
+        "training_seconds": seconds,
+        "chars_per_second": int(run.chars_trained.numpy()) / seconds if seconds else 0.0,
+        "cell": config.cell,
+        "precision_policy": policy,
+        "replicas": replicas,
+    }
+    outputs.write_metrics(model_dir, metrics)
+    return metrics
