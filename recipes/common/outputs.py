@@ -6,6 +6,8 @@ import tempfile
 
 import tensorflow as tf
 
+from recipes.common.summaries import write_text
+
 
 def write_json_atomically(path, payload):
     """Writes `payload` as JSON to `path` via a temporary file and a rename.
@@ -38,6 +40,7 @@ def log_config_text(log_dir, config):
     rows += [f"| {key} | `{value}` |" for key, value in sorted(config.items())]
     writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default():
-        tf.summary.text("config", "\n".join(rows), step=0)
+        # Core-TF record: tf.summary.text needs the tensorboard package.
+        write_text("config", "\n".join(rows), step=0)
     writer.flush()
     writer.close()
