@@ -1,0 +1,276 @@
+"""Trains and compares the models on the adding problem; a library, no flags.
+
+For every length and model: measure the input-gradient norms at
+initialization, train with Adam (resuming from the run's checkpoint), report
+the test MSE against the predict-the-mean baseline and measure the gradient
+norms again. Everything lands in model_dir:
+
+    results.json, metrics.json          the figures
+    mse_vs_length.png, gradient_norms.png, validation_curves.png
+    logs/                               TensorBoard: config, plots
+    T<length>/<model>/                  checkpoints/, logs/ (loss, val MSE),
+                                        run.json (settings), history.json
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from recipes.common import summaries
+from recipes.common.errors import UsageError
+from recipes.common.outputs import log_config_text
+from recipes.common.outputs import write_json_atomically
+from recipes.common.outputs import write_metrics
+from recipes.long_range import data
+from recipes.long_range import gradients
+from recipes.long_range import plots
+from recipes.long_range.config import validate
+from recipes.long_range.model import build_model
+
+# Settings a run's checkpoint depends on; the budget ones may change on resume.
+_BUDGET_SETTINGS = ("train_steps", "max_minutes", "stop_mse", "jit_compile")
+
+
+def train_and_evaluate(config, model_dir):
+    """Runs the whole comparison described by `config` into `model_dir`.
+
+    A rerun skips (length, model) pairs already finished with the same
+    settings and resumes unfinished ones from their last checkpoint.
+
+    Returns:
+        The metrics written to metrics.json.
+    """
+    validate(config)
+    results_path = os.path.join(model_dir, "results.json")
+    results = _load_results(model_dir, results_path)
+    for length in config.lengths:
+        for name in config.models:
+            _check_run_settings(_run_dir(model_dir, length, name), config)
+    log_dir = os.path.join(model_dir, "logs")
+    log_config_text(log_dir, {"model_dir": model_dir, **_as_json(config)})
+    started = time.time()
+    for length in config.lengths:
+        for name in config.models:
+            key = str(length)
+            previous = results["runs"].get(key, {}).get(name)
+            if previous and previous["settings"] == config.settings():
+                print(f"T={length} {name}: finished earlier, "
+                      f"test MSE {previous['test_mse']:.4f} (skipped)")
+                continue
+            entry = _train_one(config, name, length, model_dir)
+            results["runs"].setdefault(key, {})[name] = entry
+            write_json_atomically(results_path, results)
+    figures = _write_plots(config, results, model_dir, log_dir)
+    metrics = _metrics(config, results, figures, time.time() - started)
+    write_metrics(model_dir, metrics)
+    return metrics
+
+
+def _train_one(config, name, length, model_dir):
+    """Trains one model at one length; returns its results.json entry."""
+    run_dir = _run_dir(model_dir, length, name)
+    os.makedirs(run_dir, exist_ok=True)
+    write_json_atomically(os.path.join(run_dir, "run.json"), config.settings())
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(
+        name, length, data.FEATURES, config.units, config.lstm_bias, config.seed
+    )
+    grad_x, grad_y = data.held_out_set(
+        config.seed, "validation", length, config.gradient_examples
+    )
+    norms_at_init = gradients.input_gradient_norms(model, grad_x, grad_y)
+
+    optimizer = keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm)
+    optimizer.build(model.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False)
+    seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, step=step, seconds=seconds
+    )
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=2
+    )
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+        print(f"T={length} {name}: resumed from step {int(step.numpy())}")
+    history_path = os.path.join(run_dir, "history.json")
+    history = [
+        row for row in _read_json(history_path, default=[])
+        if row["step"] <= int(step.numpy())
+    ]
+    val_x, val_y = data.held_out_set(
+        config.seed, "validation", length, config.eval_examples
+    )
+    train_step = _make_train_step(model, optimizer, config.jit_compile)
+    mse = _make_mse(model, config.jit_compile)
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs"))
+    budget = config.max_minutes * 60.0 or float("inf")
+    stopped_by = "train_steps"
+    losses = []
+    resumed_at = time.time() - float(seconds.numpy())
+    while int(step.numpy()) < config.train_steps:
+        if time.time() - resumed_at >= budget:
+            stopped_by = "max_minutes"
+            break
+        current = int(step.numpy())
+        x, y = data.training_batch(config.seed, length, current, config.batch_size)
+        losses.append(float(train_step(x, y)))
+        step.assign_add(1)
+        current += 1
+        if current % config.log_every == 0:
+            with writer.as_default(step=current):
+                summaries.write_scalar(
+                    "train/loss", np.mean(losses[-config.log_every:]), current
+                )
+        if current % config.eval_every == 0 or current == config.train_steps:
+            val_mse = float(mse(val_x, val_y))
+            seconds.assign(time.time() - resumed_at)
+            row = {
+                "step": current,
+                "seconds": round(float(seconds.numpy()), 2),
+                "train_loss": float(np.mean(losses[-config.eval_every:])),
+                "val_mse": val_mse,
+            }
+            history.append(row)
+            with writer.as_default(step=current):
+                summaries.write_scalar("validation/mse", val_mse, current)
+            manager.save(checkpoint_number=current)
+            write_json_atomically(history_path, history)
+            print(f"T={length} {name}: step {current}/{config.train_steps} "
+                  f"loss {row['train_loss']:.4f} val MSE {val_mse:.4f} "
+                  f"(baseline {data.BASELINE_MSE:.3f}) {row['seconds']:.0f}s",
+                  flush=True)
+            if val_mse < config.stop_mse:
+                stopped_by = "stop_mse"
+                break
+    seconds.assign(time.time() - resumed_at)
+    manager.save(checkpoint_number=int(step.numpy()))
+    writer.close()
+
+    test_x, test_y = data.held_out_set(
+        config.seed, "test", length, config.eval_examples
+    )
+    test_mse = float(mse(test_x, test_y))
+    norms_trained = gradients.input_gradient_norms(model, grad_x, grad_y)
+    print(f"T={length} {name}: test MSE {test_mse:.4f} after "
+          f"{int(step.numpy())} steps, {float(seconds.numpy()):.0f}s "
+          f"(stopped by {stopped_by})", flush=True)
+    return {
+        "settings": config.settings(),
+        "test_mse": test_mse,
+        "baseline_mse": data.BASELINE_MSE,
+        "steps": int(step.numpy()),
+        "train_seconds": round(float(seconds.numpy()), 2),
+        "stopped_by": stopped_by,
+        "parameters": int(model.count_params()),
+        "history": history,
+        "gradient_norms": {
+            "init": norms_at_init.tolist(),
+            "trained": norms_trained.tolist(),
+        },
+    }
+
+
+def _make_train_step(model, optimizer, jit_compile):
+    @tf.function(jit_compile=jit_compile)
+    def train_step(inputs, targets):
+        with tf.GradientTape() as tape:
+            predictions = model(inputs, training=True)
+            loss = tf.reduce_mean(tf.square(predictions - targets))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    return train_step
+
+
+def _make_mse(model, jit_compile):
+    @tf.function(jit_compile=jit_compile)
+    def mse(inputs, targets):
+        return tf.reduce_mean(tf.square(model(inputs, training=False) - targets))
+
+    return mse
+
+
+def _write_plots(config, results, model_dir, log_dir):
+    """Draws the PNGs for this run's lengths and shows them in TensorBoard."""
+    runs = {
+        int(length): {m: e for m, e in by_model.items() if m in config.models}
+        for length, by_model in results["runs"].items()
+        if int(length) in config.lengths
+    }
+    paths = plots.plot_all(runs, data.BASELINE_MSE, model_dir)
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default(step=0):
+        for path in paths:
+            tag = os.path.splitext(os.path.basename(path))[0]
+            summaries.write_png(tag, tf.io.read_file(path), step=0)
+    writer.close()
+    return [os.path.basename(path) for path in paths]
+
+
+def _metrics(config, results, figures, wall_seconds):
+    test_mse = {
+        str(length): {
+            name: results["runs"][str(length)][name]["test_mse"]
+            for name in config.models
+        }
+        for length in config.lengths
+    }
+    return {
+        "baseline_mse": data.BASELINE_MSE,
+        "test_mse": test_mse,
+        "wall_seconds": round(wall_seconds, 1),
+        "figures": figures,
+    }
+
+
+def _run_dir(model_dir, length, name):
+    return os.path.join(model_dir, f"T{length}", name)
+
+
+def _check_run_settings(run_dir, config):
+    """A checkpoint made with other weights or data cannot be resumed."""
+    saved = _read_json(os.path.join(run_dir, "run.json"), default=None)
+    if saved is None:
+        return
+    wanted = config.settings()
+    fixed = [k for k in wanted if k not in _BUDGET_SETTINGS]
+    changed = {k: saved.get(k) for k in fixed if saved.get(k) != wanted[k]}
+    if changed:
+        raise UsageError(
+            f"{run_dir} holds a run made with other settings "
+            f"({', '.join(f'{k}={v!r}' for k, v in changed.items())}); use a new "
+            "--model_dir, or the same settings to resume it. Received: "
+            + ", ".join(f"{k}={wanted[k]!r}" for k in changed)
+        )
+
+
+def _load_results(model_dir, results_path):
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise UsageError(
+            f"model_dir must be a directory. Received: model_dir={model_dir!r}"
+        )
+    return _read_json(results_path, default={"runs": {}})
+
+
+def _read_json(path, default):
+    if not os.path.exists(path):
+        return default
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            f"{path} exists but cannot be read as JSON ({error}); move it away "
+            f"to start afresh. Received: path={path!r}"
+        ) from error
+
+
+def _as_json(config):
+    return {k: json.dumps(v) for k, v in dataclasses.asdict(config).items()}
