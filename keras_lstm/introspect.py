@@ -75,31 +75,37 @@ def gate_trace(layer_or_cell, inputs, initial_state=None, mask=None):
     validation.check_mask(mask, shape, name)
     dtype = cell.variable_dtype
     x = ops.convert_to_tensor(inputs, dtype=dtype)
-    batch, steps = ops.shape(x)[0], shape[1]
-    h, c = _initial_states(cell, initial_state, batch, dtype, name)
-    if mask is not None:
-        mask = ops.convert_to_tensor(mask, dtype="bool")
-    order = range(steps - 1, -1, -1) if go_backwards else range(steps)
-    trace = {t: None for t in order}
-    for t in order:
-        z = cell.preactivations(x[:, t], h, training=False)
-        gates = cell.step(z, c, h, training=False)
-        if mask is not None:
-            keep = mask[:, t, None]
-            gates = gates._replace(
-                h=ops.where(keep, gates.h, h), c=ops.where(keep, gates.c, c)
-            )
-        h, c = gates.h, gates.c
-        trace[t] = gates
+    h0, c0 = _initial_states(cell, initial_state, ops.shape(x)[0], dtype,
+                             name)
+    if mask is None:
+        mask = ops.ones(ops.shape(x)[:2], dtype="bool")
+    # Time-major for tf.scan, which walks the steps (last first when
+    # go_backwards) and stacks what each returns at that step's index.
+    steps = (ops.transpose(x, (1, 0, 2)),
+             ops.transpose(ops.convert_to_tensor(mask, "bool"))[..., None])
+    trace = _scan_cell(cell, steps, h0, c0, go_backwards)
     return GateTrace(
-        *(
-            np.stack(
-                [ops.convert_to_numpy(trace[t][k]) for t in range(steps)],
-                axis=1,
-            )
-            for k in range(len(GateTrace._fields))
-        )
+        *(np.swapaxes(ops.convert_to_numpy(v), 0, 1) for v in trace)
     )
+
+
+def _scan_cell(cell, steps, h0, c0, reverse):
+    """GateValues of every step, time-major, from the cell's own code."""
+
+    def one_step(previous, step_inputs):
+        x_t, keep = step_inputs
+        z = cell.preactivations(x_t, previous.h, training=False)
+        gates = cell.step(z, previous.c, previous.h, training=False)
+        # A masked step carries the states over, as keras.layers.RNN does.
+        return gates._replace(
+            h=ops.where(keep, gates.h, previous.h),
+            c=ops.where(keep, gates.c, previous.c),
+        )
+
+    zeros = ops.zeros_like(c0)
+    start = GateValues(i=zeros, f=zeros, c_hat=zeros, o=zeros, c=c0, h=h0)
+    run = tf.function(tf.scan, autograph=False)
+    return run(one_step, steps, initializer=start, reverse=reverse)
 
 
 def _cell_of(layer_or_cell):

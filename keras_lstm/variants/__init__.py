@@ -16,3 +16,17 @@ from keras_lstm.variants.layers import ZoneoutLSTM
 from keras_lstm.variants.peephole import PeepholeLSTMCell
 from keras_lstm.variants.projection import ProjectionLSTMCell
 from keras_lstm.variants.zoneout import ZoneoutLSTMCell
+
+__all__ = [
+    "CIFGLSTM",
+    "CIFGLSTMCell",
+    "LayerNormLSTM",
+    "LayerNormLSTMCell",
+    "PeepholeLSTM",
+    "PeepholeLSTMCell",
+    "ProjectionLSTM",
+    "ProjectionLSTMCell",
+    "VariantLSTM",
+    "ZoneoutLSTM",
+    "ZoneoutLSTMCell",
+]
