@@ -30,15 +30,15 @@ def split_validation(train, fraction, seed):
 
 
 def check_not_empty(splits):
-    """Raises UsageError naming the first split without any review."""
-    for name, reviews in splits.items():
-        if len(reviews) == 0:
-            raise UsageError(
-                f"the {name} split is empty; every split needs at least one "
-                f"review (validation is carved from train by "
-                f"--validation_fraction). Received: "
-                + ", ".join(f"{n}={len(r)}" for n, r in splits.items())
-            )
+    """Raises UsageError naming every split without any review."""
+    empty = [name for name, reviews in splits.items() if len(reviews) == 0]
+    if empty:
+        raise UsageError(
+            f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} "
+            "empty; every split needs at least one review (validation is "
+            "carved from train by --validation_fraction). Received: "
+            + ", ".join(f"{n}={len(r)}" for n, r in splits.items())
+        )
 
 
 def adapt_vocabulary(vectorizer, texts):
