@@ -153,7 +153,7 @@ TOKENS = np.array([[0, 0, 3, 4, 5], [1, 2, 3, 0, 0], [6, 0, 7, 8, 9]])
 
 @pytest.fixture(scope="module")
 def saved_models(tmp_path_factory):
-    """Saves each model to a .keras file; returns name -> (path, predictions)."""
+    """Saves each model as .keras; returns name -> (path, predictions)."""
     keras.utils.set_random_seed(5)
     directory = tmp_path_factory.mktemp("saved")
     saved = {}
@@ -198,7 +198,8 @@ def test_load_in_a_fresh_process_without_custom_objects(saved_models,
     args = [sys.executable, "-c", script, tokens_path, out_path]
     for name, (path, _) in saved_models.items():
         args += [name, path]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(keras_lstm.__file__)))
+    package_dir = os.path.dirname(os.path.abspath(keras_lstm.__file__))
+    root = os.path.dirname(package_dir)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
                PYTHONPATH=os.pathsep.join(filter(None, [
                    root, os.environ.get("PYTHONPATH")])))

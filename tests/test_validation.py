@@ -57,7 +57,8 @@ def test_rates_outside_zero_one_are_rejected(cls, name, rate):
 @pytest.mark.parametrize("name", ["dropout", "recurrent_dropout"])
 @pytest.mark.parametrize("rate", ["0.1", None])
 def test_rates_of_the_wrong_type_are_rejected(name, rate):
-    with pytest.raises(TypeError, match=re.escape(f"Received: {name}={rate!r}")):
+    pattern = re.escape(f"Received: {name}={rate!r}")
+    with pytest.raises(TypeError, match=pattern):
         keras_lstm.LSTM(UNITS, **{name: rate})
 
 
