@@ -276,7 +276,15 @@ class GateHeatmapCallback(keras.callbacks.Callback):
         cell_pixels=None,
     ):
         super().__init__()
-        validation.check_units(every_n_epochs, "every_n_epochs")
+        if (
+            isinstance(every_n_epochs, bool)
+            or not isinstance(every_n_epochs, int)
+            or every_n_epochs < 1
+        ):
+            raise ValueError(
+                "`every_n_epochs` must be a positive integer. "
+                f"Received: every_n_epochs={every_n_epochs!r}"
+            )
         unknown = [g for g in gates if g not in GateTrace._fields]
         if unknown:
             raise ValueError(
