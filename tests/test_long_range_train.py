@@ -94,6 +94,17 @@ def test_more_steps_resume_from_the_checkpoint(tmp_path, capsys):
     assert [row["step"] for row in entry["history"]] == [3, 6, 9]
 
 
+def test_runs_with_other_models_are_reported_together(tmp_path):
+    first = dataclasses.replace(
+        config_lib.debug_config(), lengths=(4,), models=("simple_rnn",)
+    )
+    train.train_and_evaluate(first, str(tmp_path))
+    second = dataclasses.replace(first, models=("keras_lstm",), train_steps=3)
+    metrics = train.train_and_evaluate(second, str(tmp_path))
+    assert sorted(metrics["test_mse"]["4"]) == ["keras_lstm", "simple_rnn"]
+    assert metrics["train_steps"]["4"] == {"keras_lstm": 3, "simple_rnn": 6}
+
+
 def test_stop_mse_ends_training_early(tmp_path):
     config = dataclasses.replace(
         config_lib.debug_config(), lengths=(4,), models=("simple_rnn",),

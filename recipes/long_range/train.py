@@ -197,14 +197,19 @@ def _make_mse(model, jit_compile):
     return mse
 
 
+def _runs_at_lengths(config, results):
+    """{length: {model: entry}} for this run's lengths, every model trained
+    there so far (also by earlier runs with other --models)."""
+    return {
+        length: results["runs"][str(length)] for length in config.lengths
+    }
+
+
 def _write_plots(config, results, model_dir, log_dir):
     """Draws the PNGs for this run's lengths and shows them in TensorBoard."""
-    runs = {
-        int(length): {m: e for m, e in by_model.items() if m in config.models}
-        for length, by_model in results["runs"].items()
-        if int(length) in config.lengths
-    }
-    paths = plots.plot_all(runs, data.BASELINE_MSE, model_dir)
+    paths = plots.plot_all(
+        _runs_at_lengths(config, results), data.BASELINE_MSE, model_dir
+    )
     writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default(step=0):
         for path in paths:
@@ -215,16 +220,19 @@ def _write_plots(config, results, model_dir, log_dir):
 
 
 def _metrics(config, results, figures, wall_seconds):
+    runs = _runs_at_lengths(config, results)
     test_mse = {
-        str(length): {
-            name: results["runs"][str(length)][name]["test_mse"]
-            for name in config.models
-        }
-        for length in config.lengths
+        str(length): {name: entry["test_mse"] for name, entry in by_model.items()}
+        for length, by_model in runs.items()
+    }
+    steps = {
+        str(length): {name: entry["steps"] for name, entry in by_model.items()}
+        for length, by_model in runs.items()
     }
     return {
         "baseline_mse": data.BASELINE_MSE,
         "test_mse": test_mse,
+        "train_steps": steps,
         "wall_seconds": round(wall_seconds, 1),
         "figures": figures,
     }
