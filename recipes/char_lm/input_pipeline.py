@@ -36,7 +36,7 @@ def read_text_file(path):
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise UsageError(
-            f"--text_file must be UTF-8 text, but byte {error.start} "
+            f"--text_file must be UTF-8 text, but the byte at offset {error.start} "
             f"(0x{raw[error.start]:02x}) is not valid UTF-8 ({error.reason}). "
             f"Received: text_file={path!r}"
         ) from None

@@ -109,8 +109,13 @@ class _Run:
         self.best_step = tf.Variable(0, dtype=tf.int64)
         self.train_seconds = tf.Variable(0.0, dtype=tf.float64)
         self.chars_trained = tf.Variable(0, dtype=tf.int64)
+        # Dropout's seed-generator states are not tracked by the model's
+        # checkpoint; saving them makes a resumed run draw the same masks.
+        seed_states = [v.value for v in self.model.non_trainable_variables
+                       if "seed_generator" in v.path]
         checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step,
+            seed_states=seed_states,
             carried_states=self.carried_states, best_val=self.best_val,
             best_step=self.best_step, train_seconds=self.train_seconds,
             chars_trained=self.chars_trained)

@@ -1,0 +1,200 @@
+"""char_lm: the real train_and_evaluate on small texts, resume, bad input."""
+
+import glob
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from recipes.char_lm import train
+from recipes.char_lm.config import debug_config
+from recipes.common.errors import UsageError
+
+SHORT_TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+    "All:\nSpeak, speak.\n\n"
+) * 12
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(SHORT_TEXT, encoding="utf-8")
+    return str(path)
+
+
+def _metrics(model_dir):
+    with open(os.path.join(model_dir, "metrics.json")) as f:
+        return json.load(f)
+
+
+def _snapshot(directory):
+    """Bytes of every file under directory, by relative path."""
+    files = {}
+    for path in glob.glob(os.path.join(directory, "**", "*"), recursive=True):
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, directory)] = f.read()
+    return files
+
+
+def test_run_writes_events_checkpoints_model_and_metrics(tmp_path, text_file):
+    model_dir = str(tmp_path / "run")
+    metrics = train.train_and_evaluate(
+        debug_config(text_file=text_file, train_steps=2), model_dir)
+    for name in ("metrics.json", "vocab.json", "model.keras",
+                 "checkpoints/checkpoint", "checkpoints/ckpt-2.index"):
+        assert os.path.isfile(os.path.join(model_dir, name)), name
+    for split in ("train", "validation"):
+        assert glob.glob(os.path.join(model_dir, split, "events.out.tfevents.*"))
+    assert _metrics(model_dir) == pytest.approx(metrics)
+    assert metrics["steps"] == 2 and metrics["chars_trained"] == 2 * 4 * 16
+    vocab_size = len(set(SHORT_TEXT)) + 1
+    # An untrained model is close to uniform over the vocabulary.
+    assert abs(metrics["final_val_nats_per_char"] - math.log(vocab_size)) < 0.2
+    assert metrics["final_val_bits_per_char"] == pytest.approx(
+        metrics["final_val_nats_per_char"] / math.log(2))
+    assert metrics["chars_per_second"] > 0 and metrics["training_seconds"] > 0
+
+
+def test_tensorboard_records_scalars_samples_and_flags(tmp_path, text_file):
+    model_dir = str(tmp_path / "run")
+    train.train_and_evaluate(debug_config(text_file=text_file, train_steps=2),
+                             model_dir)
+    tags = {}
+    for split in ("train", "validation"):
+        for path in glob.glob(os.path.join(model_dir, split, "events.*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                for value in event.summary.value:
+                    tags.setdefault(split, set()).add(value.tag)
+    assert {"loss", "bits_per_char", "learning_rate", "gradient_norm",
+            "config"} <= tags["train"]
+    assert {"loss", "bits_per_char", "samples/temperature_0.5",
+            "samples/temperature_0.8", "samples/temperature_1.0"} <= tags["validation"]
+
+
+def test_loss_falls_on_a_repetitive_text(tmp_path):
+    path = tmp_path / "abc.txt"
+    path.write_text("abcdefgh" * 200, encoding="utf-8")
+    config = debug_config(text_file=str(path), train_steps=40, eval_every=40,
+                          learning_rate=3e-2, warmup_steps=5)
+    metrics = train.train_and_evaluate(config, str(tmp_path / "run"))
+    # Uniform over 9 ids is 2.2 nats; the sequence is deterministic after a
+    # character, so a trained model's loss goes towards 0.
+    assert metrics["final_val_nats_per_char"] < 0.5
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path, text_file, stateful):
+    config = debug_config(text_file=text_file, train_steps=6, eval_every=3,
+                          checkpoint_every=100, dropout=0.3, stateful=stateful)
+    straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
+    resumed_dir = str(tmp_path / "resumed")
+    first = train.train_and_evaluate(
+        debug_config(**{**config.as_dict(), "stop_after_steps": 2}), resumed_dir)
+    assert first["steps"] == 2
+    resumed = train.train_and_evaluate(config, resumed_dir)
+    assert resumed["steps"] == 6
+    for key in ("final_val_nats_per_char", "best_val_nats_per_char",
+                "best_step", "chars_trained"):
+        assert resumed[key] == pytest.approx(straight[key], rel=1e-6), key
+
+
+def test_tfds_mock_data_run(tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=4):
+        metrics = train.train_and_evaluate(
+            debug_config(seq_len=8, train_steps=2), str(tmp_path / "run"))
+    assert metrics["steps"] == 2 and np.isfinite(metrics["final_val_nats_per_char"])
+
+
+def test_tfds_unreachable_names_text_file_and_writes_nothing(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def offline(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(tfds, "load", offline)
+    model_dir = tmp_path / "run"
+    with pytest.raises(UsageError, match="--text_file=PATH"):
+        train.train_and_evaluate(debug_config(), str(model_dir))
+    assert not model_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "content, overrides, match",
+    [
+        (None, {}, "was not found"),
+        (b"", {}, "the training text is empty"),
+        (b"0123456789", {}, "at least seq_len \\+ 1 = 17 characters"),
+        (b"ok \xff\xfe", {}, "byte at offset 3 \\(0xff\\) is not valid UTF-8"),
+        (SHORT_TEXT.encode(), {"seq_len": 0}, "seq_len must be >= 1"),
+        (SHORT_TEXT.encode(), {"batch_size": 0}, "batch_size must be >= 1"),
+        (SHORT_TEXT.encode(), {"strategy": "gpu_farm"}, "strategy must be one of"),
+        ("other", {}, "model_dir holds a run trained on another text"),
+    ],
+    ids=["missing", "empty", "short", "not_utf8", "seq_len", "batch_size",
+         "strategy", "other_text"],
+)
+def test_bad_input_leaves_an_existing_run_untouched(
+        tmp_path, text_file, content, overrides, match):
+    model_dir = str(tmp_path / "run")
+    train.train_and_evaluate(debug_config(text_file=text_file, train_steps=2),
+                             model_dir)
+    before = _snapshot(model_dir)
+    bad = tmp_path / "bad.txt"
+    if content == "other":
+        bad.write_text("zzzz qqqq " * 50)
+    elif content is not None:
+        bad.write_bytes(content)
+    config = debug_config(text_file=str(bad), train_steps=4, **overrides)
+    with pytest.raises(UsageError, match=match):
+        train.train_and_evaluate(config, model_dir)
+    assert _snapshot(model_dir) == before
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
+        tmp_path, text_file, monkeypatch):
+    model_dir = str(tmp_path / "run")
+    train.train_and_evaluate(debug_config(text_file=text_file, train_steps=2),
+                             model_dir)
+    before = _snapshot(os.path.join(model_dir, "checkpoints"))
+    make_train_step = train.steps.make_train_step
+
+    def diverging(strategy, model, optimizer, step, *args):
+        train_step = make_train_step(strategy, model, optimizer, step, *args)
+
+        def step_then_diverge(batch, states):
+            loss, grad_norm, states = train_step(batch, states)
+            return loss * (np.nan if step.numpy() >= 3 else 1.0), grad_norm, states
+
+        return step_then_diverge
+
+    monkeypatch.setattr(train.steps, "make_train_step", diverging)
+    with pytest.raises(FloatingPointError, match="training loss became nan at "
+                       "step 3; stopped without saving"):
+        train.train_and_evaluate(
+            debug_config(text_file=text_file, train_steps=6), model_dir)
+    assert _snapshot(os.path.join(model_dir, "checkpoints")) == before
+
+
+def test_keyboard_interrupt_saves_a_checkpoint(tmp_path, text_file, monkeypatch):
+    original = train._log_train_step
+
+    def interrupt_at_step_3(writer, step, *args):
+        original(writer, step, *args)
+        if step == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_log_train_step", interrupt_at_step_3)
+    model_dir = str(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        train.train_and_evaluate(
+            debug_config(text_file=text_file, train_steps=10,
+                         checkpoint_every=100, eval_every=100), model_dir)
+    checkpoint = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    assert checkpoint.endswith("ckpt-3")
