@@ -4,6 +4,7 @@ import glob
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -26,6 +27,18 @@ def text_file(tmp_path):
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def existing_run(tmp_path_factory):
+    """(text_file, model_dir) of a finished 2-step run; tests must not change it."""
+    directory = tmp_path_factory.mktemp("existing")
+    text_file = directory / "text.txt"
+    text_file.write_text(SHORT_TEXT, encoding="utf-8")
+    model_dir = str(directory / "run")
+    metrics = train.train_and_evaluate(
+        debug_config(text_file=str(text_file), train_steps=2), model_dir)
+    return str(text_file), model_dir, metrics
+
+
 def _metrics(model_dir):
     with open(os.path.join(model_dir, "metrics.json")) as f:
         return json.load(f)
@@ -41,10 +54,8 @@ def _snapshot(directory):
     return files
 
 
-def test_run_writes_events_checkpoints_model_and_metrics(tmp_path, text_file):
-    model_dir = str(tmp_path / "run")
-    metrics = train.train_and_evaluate(
-        debug_config(text_file=text_file, train_steps=2), model_dir)
+def test_run_writes_events_checkpoints_model_and_metrics(existing_run):
+    _, model_dir, metrics = existing_run
     for name in ("metrics.json", "vocab.json", "model.keras",
                  "checkpoints/checkpoint", "checkpoints/ckpt-2.index"):
         assert os.path.isfile(os.path.join(model_dir, name)), name
@@ -60,10 +71,8 @@ def test_run_writes_events_checkpoints_model_and_metrics(tmp_path, text_file):
     assert metrics["chars_per_second"] > 0 and metrics["training_seconds"] > 0
 
 
-def test_tensorboard_records_scalars_samples_and_flags(tmp_path, text_file):
-    model_dir = str(tmp_path / "run")
-    train.train_and_evaluate(debug_config(text_file=text_file, train_steps=2),
-                             model_dir)
+def test_tensorboard_records_scalars_samples_and_flags(existing_run):
+    _, model_dir, _ = existing_run
     tags = {}
     for split in ("train", "validation"):
         for path in glob.glob(os.path.join(model_dir, split, "events.*")):
@@ -87,7 +96,8 @@ def test_loss_falls_on_a_repetitive_text(tmp_path):
     assert metrics["final_val_nats_per_char"] < 0.5
 
 
-@pytest.mark.parametrize("stateful", [False, True])
+@pytest.mark.parametrize(
+    "stateful", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path, text_file, stateful):
     config = debug_config(text_file=text_file, train_steps=6, eval_every=3,
                           checkpoint_every=100, dropout=0.3, stateful=stateful)
@@ -141,10 +151,8 @@ def test_tfds_unreachable_names_text_file_and_writes_nothing(tmp_path, monkeypat
          "strategy", "other_text"],
 )
 def test_bad_input_leaves_an_existing_run_untouched(
-        tmp_path, text_file, content, overrides, match):
-    model_dir = str(tmp_path / "run")
-    train.train_and_evaluate(debug_config(text_file=text_file, train_steps=2),
-                             model_dir)
+        tmp_path, existing_run, content, overrides, match):
+    _, model_dir, _ = existing_run
     before = _snapshot(model_dir)
     bad = tmp_path / "bad.txt"
     if content == "other":
@@ -158,10 +166,10 @@ def test_bad_input_leaves_an_existing_run_untouched(
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
-        tmp_path, text_file, monkeypatch):
+        tmp_path, existing_run, monkeypatch):
+    text_file, existing_dir, _ = existing_run
     model_dir = str(tmp_path / "run")
-    train.train_and_evaluate(debug_config(text_file=text_file, train_steps=2),
-                             model_dir)
+    shutil.copytree(existing_dir, model_dir)
     before = _snapshot(os.path.join(model_dir, "checkpoints"))
     make_train_step = train.steps.make_train_step
 

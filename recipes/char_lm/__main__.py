@@ -11,6 +11,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from recipes.char_lm import config as config_lib
 from recipes.common import validators
@@ -94,6 +95,7 @@ def config_from_flags():
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # Checkpoint saver chatter.
     if FLAGS.cpu_devices:
         # Must run before TensorFlow initializes its devices.
         from recipes.common.strategy import split_cpu
