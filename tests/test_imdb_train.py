@@ -191,13 +191,13 @@ def test_mock_tfds_with_buckets_and_the_keras_cell(tmp_path):
     assert [type(l.forward_layer) for l in model.layers if isinstance(l, keras.layers.Bidirectional)] == [keras.layers.LSTM]
 
 
-def test_csv_run_with_early_stopping(tmp_path):
+def test_csv_run_with_last_output_pooling_and_early_stopping(tmp_path):
     rows = [f"{' '.join([word] * 3)},{label}"
             for i in range(12) for word, label in ((POSITIVE[i % 6], "positive"), (NEGATIVE[i % 6], "negative"))]
     csv_file = tmp_path / "reviews.csv"
     csv_file.write_text("review,sentiment\n" + "\n".join(rows) + "\n")
     config = tiny_config(csv_file=str(csv_file), epochs=3, early_stopping_patience=1,
-                         learning_rate=0.0)
+                         learning_rate=0.0, pooling="last")
     metrics = train.train_and_evaluate(config, str(tmp_path / "run"))
     # With no learning, validation accuracy never improves: stop after epoch 2.
     assert metrics["epochs"] == 2 and metrics["best_epoch"] == 1

@@ -19,6 +19,7 @@ from recipes.common.errors import run_and_report
 from recipes.common.strategy import STRATEGIES
 from recipes.imdb_sentiment.config import CELLS
 from recipes.imdb_sentiment.config import Config
+from recipes.imdb_sentiment.config import POOLINGS
 
 _DEFAULTS = Config()
 
@@ -36,6 +37,7 @@ flags.DEFINE_integer("embedding_dim", _DEFAULTS.embedding_dim, "Width of the wor
 flags.DEFINE_enum("cell", _DEFAULTS.cell, CELLS, "keras_lstm.LSTM or keras.layers.LSTM (for comparison).")
 flags.DEFINE_integer("lstm_layers", _DEFAULTS.lstm_layers, "Number of stacked Bidirectional LSTM layers.")
 flags.DEFINE_integer("lstm_units", _DEFAULTS.lstm_units, "Units of each LSTM direction.")
+flags.DEFINE_enum("pooling", _DEFAULTS.pooling, POOLINGS, "What the classifier reads from the top LSTM: the final outputs or their mean over tokens.")
 flags.DEFINE_float("dropout", _DEFAULTS.dropout, "Dropout rate on word vectors and on the LSTM output.")
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Reviews per step (global, across replicas).")
 flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Maximum number of epochs.")

@@ -8,6 +8,7 @@ everything so that a test trains for a step or two in seconds.
 import dataclasses
 
 CELLS = ("keras_lstm", "keras")
+POOLINGS = ("last", "mean")
 
 # Settings that may differ between a run and its resumption; every other
 # setting shapes the data or the model, so a checkpoint only fits the same.
@@ -45,6 +46,9 @@ class Config:
     # Number of stacked Bidirectional LSTM layers and units per direction.
     lstm_layers: int = 1
     lstm_units: int = 64
+    # What the classifier reads from the top LSTM layer: "last" (each
+    # direction's final output) or "mean" (the average over the tokens).
+    pooling: str = "mean"
     # Dropout rate on the word vectors and on the LSTM's final output.
     dropout: float = 0.4
 

@@ -11,6 +11,7 @@ import keras_lstm
 
 from recipes.common.errors import UsageError
 from recipes.imdb_sentiment.config import CELLS
+from recipes.imdb_sentiment.config import POOLINGS
 
 
 def lstm_class(cell):
@@ -24,11 +25,24 @@ def lstm_class(cell):
     )
 
 
+def check_pooling(pooling):
+    """Raises UsageError unless `pooling` is one of POOLINGS."""
+    if pooling not in POOLINGS:
+        raise UsageError(
+            f"--pooling must be one of {', '.join(POOLINGS)}. "
+            f"Received: pooling={pooling!r}"
+        )
+
+
 def build_classifier(config, vocab_size, seed=None):
     """Token ids (batch, time), 0 = padding -> P(positive) (batch, 1).
 
     Embedding (masking padding) -> dropout -> lstm_layers x
-    Bidirectional(LSTM(lstm_units)) -> dropout -> Dense(1, sigmoid).
+    Bidirectional(LSTM(lstm_units)) -> pooling -> dropout -> Dense(1, sigmoid).
+    With pooling="last" the classifier sees each direction's final output;
+    with "mean" the average of the top layer's outputs over the review's
+    tokens (padding excluded by the mask), which lets every position pass its
+    evidence straight to the loss instead of through hundreds of steps.
     """
     lstm = lstm_class(config.cell)
     seed = config.seed if seed is None else seed
@@ -38,11 +52,13 @@ def build_classifier(config, vocab_size, seed=None):
     )(token_ids)  # (batch, time, embedding_dim)
     x = keras.layers.Dropout(config.dropout, seed=seed, name="embedding_dropout")(x)
     for index in range(config.lstm_layers):
-        last = index == config.lstm_layers - 1
+        keep_sequence = index < config.lstm_layers - 1 or config.pooling == "mean"
         x = keras.layers.Bidirectional(
-            lstm(config.lstm_units, return_sequences=not last, seed=seed + index),
+            lstm(config.lstm_units, return_sequences=keep_sequence, seed=seed + index),
             name=f"bidirectional_{index}",
-        )(x)  # (batch, 2 * units) for the last layer, else (batch, time, 2 * units)
+        )(x)  # (batch, time, 2 * units) if keep_sequence, else (batch, 2 * units)
+    if config.pooling == "mean":
+        x = keras.layers.GlobalAveragePooling1D(name="mean_over_tokens")(x)
     x = keras.layers.Dropout(config.dropout, seed=seed, name="output_dropout")(x)
     # float32 output keeps the loss accurate under mixed precision.
     probability = keras.layers.Dense(

@@ -84,12 +84,6 @@ def _vocabulary(config, model_dir, train_texts):
     return words
 
 
-def _save_atomically(model, path):
-    partial = path[: -len(".keras")] + ".partial.keras"
-    model.save(partial)
-    os.replace(partial, path)
-
-
 def _callbacks(config, model_dir, history, vectorizer, validation):
     log_dir = os.path.join(model_dir, "logs")
     found = [
@@ -107,6 +101,59 @@ def _callbacks(config, model_dir, history, vectorizer, validation):
     return found
 
 
+def _is_chief(strategy):
+    """Whether this process writes the run's files (always, outside multi-worker)."""
+    resolver = strategy.cluster_resolver
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker"
+        and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
+    )
+
+
+def _worker_dir(strategy, model_dir):
+    """model_dir for the chief; other multi-worker workers write beside it."""
+    if _is_chief(strategy):
+        return model_dir
+    resolver = strategy.cluster_resolver
+    return os.path.join(model_dir, "workers", f"{resolver.task_type}_{resolver.task_id}")
+
+
+def _make_datasets(config, splits, vectorizer):
+    return {
+        name: input_pipeline.make_dataset(
+            reviews, vectorizer, config.max_len, config.batch_size,
+            config.bucket_by_length,
+            shuffle_seed=config.seed if name == "train" else None,
+        )
+        for name, reviews in splits.items()
+    }
+
+
+def _restore_or_build(config, model_dir, done, vocab_size):
+    """The classifier after `done` epochs: from its checkpoint, or a new one."""
+    if done:
+        print(f"Resuming after epoch {done} from {model_dir}.")
+        return keras.models.load_model(checkpoints.checkpoint_path(model_dir, done))
+    classifier = model_lib.build_classifier(config, vocab_size)
+    model_lib.compile_classifier(classifier, config.learning_rate, config.clipnorm)
+    return classifier
+
+
+def _export(config, vocabulary, checkpoint, model_dir):
+    """Saves vectorizer + classifier (built outside any strategy) as model.keras."""
+    end_to_end = model_lib.build_end_to_end(
+        text.make_vectorizer(config.vocab_size, config.max_len, vocabulary),
+        keras.models.load_model(checkpoint, compile=False),
+    )
+    path = os.path.join(model_dir, "model.keras")
+    partial = path[: -len(".keras")] + ".partial.keras"
+    end_to_end.save(partial)
+    os.replace(partial, path)
+
+
 def train_and_evaluate(config, model_dir):
     """Trains on config's data, evaluates the best epoch, writes model_dir.
 
@@ -117,11 +164,13 @@ def train_and_evaluate(config, model_dir):
     if config.epochs < 1:
         raise UsageError(f"--epochs must be >= 1. Received: epochs={config.epochs}")
     model_lib.lstm_class(config.cell)
+    model_lib.check_pooling(config.pooling)
     check_same_run(config, model_dir)
     splits = load_splits(config)
     strategy = make_strategy(config.strategy, config.tpu_address)
     policy = set_precision(config.mixed_precision)
     keras.utils.set_random_seed(config.seed)
+    model_dir = _worker_dir(strategy, model_dir)
 
     os.makedirs(model_dir, exist_ok=True)
     config_path = os.path.join(model_dir, CONFIG_FILE)
@@ -132,33 +181,15 @@ def train_and_evaluate(config, model_dir):
     )
     vocabulary = _vocabulary(config, model_dir, splits["train"].texts.astype(str))
     vectorizer = text.make_vectorizer(config.vocab_size, vocabulary=vocabulary)
-    vocab_size = vectorizer.vocabulary_size()
-    datasets = {
-        name: input_pipeline.make_dataset(
-            reviews, vectorizer, config.max_len, config.batch_size,
-            config.bucket_by_length,
-            shuffle_seed=config.seed if name == "train" else None,
-        )
-        for name, reviews in splits.items()
-    }
+    datasets = _make_datasets(config, splits, vectorizer)
 
     history, done = checkpoints.resume_point(model_dir)
     with strategy.scope():
-        if done:
-            print(f"Resuming after epoch {done} from {model_dir}.")
-            classifier = keras.models.load_model(
-                checkpoints.checkpoint_path(model_dir, done)
-            )
-        else:
-            classifier = model_lib.build_classifier(config, vocab_size)
-            model_lib.compile_classifier(
-                classifier, config.learning_rate, config.clipnorm
-            )
-    stopped = (
-        config.early_stopping_patience
-        and checkpoints.epochs_without_improvement(history)
-        >= config.early_stopping_patience
-    )
+        classifier = _restore_or_build(
+            config, model_dir, done, vectorizer.vocabulary_size()
+        )
+    patience = config.early_stopping_patience
+    stopped = patience and checkpoints.epochs_without_improvement(history) >= patience
     if done < config.epochs and not stopped:
         classifier.fit(
             datasets["train"],
@@ -175,13 +206,7 @@ def train_and_evaluate(config, model_dir):
     with strategy.scope():
         best_classifier = keras.models.load_model(best_path)
     test = best_classifier.evaluate(datasets["test"], return_dict=True)
-
-    # The saved model is built outside the strategy, from the best checkpoint.
-    end_to_end = model_lib.build_end_to_end(
-        text.make_vectorizer(config.vocab_size, config.max_len, vocabulary),
-        keras.models.load_model(best_path, compile=False),
-    )
-    _save_atomically(end_to_end, os.path.join(model_dir, "model.keras"))
+    _export(config, vocabulary, best_path, model_dir)
 
     train_seconds = sum(entry["train_seconds"] for entry in history)
     metrics = {
