@@ -274,19 +274,18 @@ def train_and_evaluate(config, model_dir):
               "(--stop_after_steps); rerun the same command to resume", flush=True)
     if val_loss is None:
         val_loss = run.evaluate(eval_data)
-    if val_loss < run.best_val.numpy():  # Stopped between evaluations.
-        run.best_val.assign(val_loss)
-        run.best_step.assign(step)
+    best, best_step = float(run.best_val.numpy()), int(run.best_step.numpy())
+    if val_loss < best:  # Stopped between evaluations: report, don't keep,
+        best, best_step = val_loss, step  # so a resumed run ends the same.
     run.model.save(os.path.join(model_dir, model_lib.MODEL_FILENAME))
     seconds = float(run.train_seconds.numpy())
-    best = float(run.best_val.numpy())
     metrics = {
         "steps": step,
         "final_val_nats_per_char": val_loss,
         "final_val_bits_per_char": val_loss * NATS_TO_BITS,
         "best_val_nats_per_char": best,
         "best_val_bits_per_char": best * NATS_TO_BITS,
-        "best_step": int(run.best_step.numpy()),
+        "best_step": best_step,
         "chars_trained": int(run.chars_trained.numpy()),
         "training_seconds": seconds,
         "chars_per_second": int(run.chars_trained.numpy()) / seconds if seconds else 0.0,
