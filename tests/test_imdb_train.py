@@ -60,7 +60,7 @@ def _interrupt_at_epoch(monkeypatch, interrupted_epoch):
 def resumed_run(tmp_path_factory):
     """Two epochs, interrupted at the start of the second, then rerun."""
     root = tmp_path_factory.mktemp("imdb")
-    config = tiny_config(data_dir=write_acl_imdb(root / "aclImdb"))
+    config = tiny_config(data_dir=write_acl_imdb(root / "aclImdb"), gate_heatmaps=True)
     model_dir = str(root / "run")
     monkeypatch = pytest.MonkeyPatch()
     _interrupt_at_epoch(monkeypatch, interrupted_epoch=1)
@@ -133,6 +133,8 @@ def test_tensorboard_logs_curves_histograms_and_flags(resumed_run):
         for gate in "ifco":
             assert f"gate_bias/bidirectional_0/{direction}/{gate}" in weights
     assert any("kernel" in tag for tag in weights)
+    heatmaps = _summaries(os.path.join(logs, "gates"))
+    assert any(tag.startswith("gates/bidirectional_0/forward/") for tag in heatmaps), heatmaps
     assert "config" in _summaries(os.path.join(logs, "config"))
 
 
