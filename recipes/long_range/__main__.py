@@ -2,7 +2,8 @@
 
     python -m recipes.long_range --model_dir=/tmp/long_range
     python -m recipes.long_range --model_dir=/tmp/long_range_1000 \\
-        --lengths=1000 --models=lstm --train_steps=20000 --max_minutes=20
+        --lengths=1000 --train_steps=40000 --max_minutes=20 --stop_mse=0.002 \\
+        --eval_every=500
 
 A rerun with the same --model_dir skips finished (length, model) pairs and
 resumes unfinished ones from their checkpoints.

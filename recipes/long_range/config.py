@@ -23,7 +23,7 @@ class Config:
     # Models compared at every length (see MODELS).
     models: tuple = ("lstm", "simple_rnn")
     # Size of the recurrent state, the same for every model.
-    units: int = 64
+    units: int = 32
     # Sequences per training step.
     batch_size: int = 32
     # Adam's learning rate.
@@ -31,7 +31,7 @@ class Config:
     # Gradients are clipped to this global norm (plain RNNs can explode).
     clipnorm: float = 1.0
     # Training steps per (length, model); the budget when max_minutes is 0.
-    train_steps: int = 1500
+    train_steps: int = 3000
     # Wall-clock cap in minutes per (length, model); 0 means no cap.
     max_minutes: float = 0.0
     # A model stops early once its validation MSE falls below this; 0 never.
