@@ -49,6 +49,10 @@ def test_writes_results_metrics_and_plots(finished_run):
                 norms = entry["gradient_norms"][stage]
                 assert len(norms) == length
                 assert all(np.isfinite(norms)) and norms[0] > 0
+                summary = metrics["gradient_norm_by_distance"][str(length)]
+                assert summary[name][stage] == {
+                    "0": norms[0], "first": norms[-1]
+                }
 
 
 def test_models_have_the_same_units_and_lstm_has_four_blocks(finished_run):

@@ -159,7 +159,10 @@ def _train_one(config, name, length, model_dir):
     norms_trained = gradients.input_gradient_norms(model, grad_x, grad_y)
     print(f"T={length} {name}: test MSE {test_mse:.4f} after "
           f"{int(step.numpy())} steps, {float(seconds.numpy()):.0f}s "
-          f"(stopped by {stopped_by})", flush=True)
+          f"(stopped by {stopped_by}); mean ‖∂loss/∂x_t‖ at the last / first "
+          f"step: {norms_at_init[0]:.1e} / {norms_at_init[-1]:.1e} at init, "
+          f"{norms_trained[0]:.1e} / {norms_trained[-1]:.1e} trained",
+          flush=True)
     return {
         "settings": config.settings(),
         "test_mse": test_mse,
@@ -229,10 +232,21 @@ def _metrics(config, results, figures, wall_seconds):
         str(length): {name: entry["steps"] for name, entry in by_model.items()}
         for length, by_model in runs.items()
     }
+    norms = {
+        str(length): {
+            name: {
+                stage: gradients.summarize_by_distance(np.array(values))
+                for stage, values in entry["gradient_norms"].items()
+            }
+            for name, entry in by_model.items()
+        }
+        for length, by_model in runs.items()
+    }
     return {
         "baseline_mse": data.BASELINE_MSE,
         "test_mse": test_mse,
         "train_steps": steps,
+        "gradient_norm_by_distance": norms,
         "wall_seconds": round(wall_seconds, 1),
         "figures": figures,
     }
