@@ -44,6 +44,17 @@ def _metrics(model_dir):
         return json.load(f)
 
 
+def _scalars(log_dir, tag):
+    """{step: value} of a scalar tag in the event files of log_dir."""
+    values = {}
+    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    return values
+
+
 def _snapshot(directory):
     """Bytes of every file under directory, by relative path."""
     files = {}
@@ -104,8 +115,12 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path, text_file, statefu
     straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
     resumed_dir = str(tmp_path / "resumed")
     first = train.train_and_evaluate(
-        debug_config(**{**config.as_dict(), "stop_after_steps": 2}), resumed_dir)
-    assert first["steps"] == 2
+        debug_config(**{**config.as_dict(), "stop_after_steps": 4}), resumed_dir)
+    assert first["steps"] == 4
+    # Stopped between evaluations: the final figure is step 4's, not step 3's.
+    logged = _scalars(os.path.join(resumed_dir, "validation"), "loss")
+    assert sorted(logged) == [3]
+    assert first["final_val_nats_per_char"] != pytest.approx(logged[3], rel=1e-6)
     resumed = train.train_and_evaluate(config, resumed_dir)
     assert resumed["steps"] == 6
     for key in ("final_val_nats_per_char", "best_val_nats_per_char",

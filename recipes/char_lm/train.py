@@ -225,7 +225,7 @@ def train_and_evaluate(config, model_dir):
     progbar = keras.utils.Progbar(config.train_steps, stateful_metrics=(
         "loss", "ms/step", "chars/s")) if config.progress else None
     chars_per_step = config.batch_size * config.seq_len
-    val_loss = None
+    val_loss = val_step = None
     try:
         for batch in train_data:
             began = time.perf_counter()
@@ -249,7 +249,7 @@ def train_and_evaluate(config, model_dir):
                 progbar.update(step, [("loss", loss), ("ms/step", 1000 * seconds),
                                       ("chars/s", chars_per_step / seconds)])
             if step % config.eval_every == 0 or step == config.train_steps:
-                val_loss = run.evaluate(eval_data)
+                val_loss, val_step = run.evaluate(eval_data), step
                 if val_loss < run.best_val.numpy():
                     run.best_val.assign(val_loss)
                     run.best_step.assign(step)
@@ -272,7 +272,7 @@ def train_and_evaluate(config, model_dir):
     if step < config.train_steps:
         print(f"stopped at step {step} of {config.train_steps} "
               "(--stop_after_steps); rerun the same command to resume", flush=True)
-    if val_loss is None:
+    if val_step != step:  # Stopped between evaluations, or nothing to do.
         val_loss = run.evaluate(eval_data)
     best, best_step = float(run.best_val.numpy()), int(run.best_step.numpy())
     if val_loss < best:  # Stopped between evaluations: report, don't keep,
