@@ -9,6 +9,7 @@ import pytest
 
 from recipes.common.errors import UsageError
 from recipes.long_range import config as config_lib
+from recipes.long_range import data
 from recipes.long_range import train
 
 PNGS = ("mse_vs_length.png", "gradient_norms.png", "validation_curves.png")
@@ -42,6 +43,12 @@ def test_writes_results_metrics_and_plots(finished_run):
             entry = results["runs"][str(length)][name]
             assert metrics["test_mse"][str(length)][name] == entry["test_mse"]
             assert np.isfinite(entry["test_mse"]) and entry["test_mse"] > 0
+            _, test_y = data.held_out_set(
+                config.seed, "test", length, config.eval_examples
+            )
+            assert entry["test_baseline_mse"] == pytest.approx(
+                np.mean((test_y - 1.0) ** 2)
+            )
             assert entry["steps"] == config.train_steps
             assert entry["stopped_by"] == "train_steps"
             assert [row["step"] for row in entry["history"]] == [3, 6]

@@ -156,8 +156,11 @@ def _train_one(config, name, length, model_dir):
         config.seed, "test", length, config.eval_examples
     )
     test_mse = float(mse(test_x, test_y))
+    # What predicting the mean target, 1, scores on these very sequences.
+    test_baseline_mse = float(np.mean(np.square(test_y - 1.0)))
     norms_trained = gradients.input_gradient_norms(model, grad_x, grad_y)
-    print(f"T={length} {name}: test MSE {test_mse:.4f} after "
+    print(f"T={length} {name}: test MSE {test_mse:.4f} (predicting the "
+          f"mean: {test_baseline_mse:.4f}) after "
           f"{int(step.numpy())} steps, {float(seconds.numpy()):.0f}s "
           f"(stopped by {stopped_by}); mean ‖∂loss/∂x_t‖ at the last / first "
           f"step: {norms_at_init[0]:.1e} / {norms_at_init[-1]:.1e} at init, "
@@ -167,6 +170,7 @@ def _train_one(config, name, length, model_dir):
         "settings": config.settings(),
         "test_mse": test_mse,
         "baseline_mse": data.BASELINE_MSE,
+        "test_baseline_mse": test_baseline_mse,
         "steps": int(step.numpy()),
         "train_seconds": round(float(seconds.numpy()), 2),
         "stopped_by": stopped_by,
