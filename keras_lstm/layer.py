@@ -150,7 +150,10 @@ class LSTM(keras.layers.RNN):
         )
         self.use_cudnn = use_cudnn
         self.implementation = implementation
-        self.implementation_path  # Raises now if the override cannot run.
+        # Raise now if the configuration rules out a path the user insisted
+        # on; whether a GPU exists is checked at call time (asking now would
+        # start TensorFlow's runtime before the user configures devices).
+        dispatch.select_path(self._path_options(), gpu_available=True)
 
     def __call__(self, sequences, initial_state=None, mask=None, **kwargs):
         # Check everything the user gave before Keras builds or computes.
@@ -197,8 +200,13 @@ class LSTM(keras.layers.RNN):
         - "step" (the cell one step at a time) otherwise, or when
           implementation="step".
         """
+        return dispatch.select_path(
+            self._path_options(), cudnn.gpu_available()
+        )
+
+    def _path_options(self):
         cell = self.cell
-        options = dispatch.LayerOptions(
+        return dispatch.LayerOptions(
             plain_cell=type(cell) is LSTMCell,
             activation=keras.activations.serialize(cell.activation),
             recurrent_activation=keras.activations.serialize(
@@ -210,7 +218,6 @@ class LSTM(keras.layers.RNN):
             implementation=self.implementation,
             use_cudnn=self.use_cudnn,
         )
-        return dispatch.select_path(options, cudnn.gpu_available())
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         """Runs the sequence on `implementation_path`; see `keras.layers.RNN`."""

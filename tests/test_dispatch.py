@@ -2,9 +2,11 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 import keras_lstm
+from keras_lstm import cudnn
 from keras_lstm import dispatch
 
 PLAIN = dispatch.LayerOptions(
@@ -99,7 +101,14 @@ def test_layer_raises_before_any_work():
     with pytest.raises(ValueError, match="implementation='fused'"):
         keras_lstm.LSTM(4, activation="relu", implementation="fused")
     with pytest.raises(ValueError, match="use_cudnn=True"):
-        keras_lstm.LSTM(4, use_cudnn=True)  # No GPU on CPU-only machines.
+        keras_lstm.LSTM(4, use_cudnn=True, recurrent_dropout=0.1)
+
+
+@pytest.mark.skipif(cudnn.gpu_available(), reason="needs a machine without GPU")
+def test_use_cudnn_true_without_gpu_raises_when_called():
+    layer = keras_lstm.LSTM(4, use_cudnn=True)  # As keras.layers.LSTM: at call.
+    with pytest.raises(ValueError, match="no GPU is visible"):
+        layer(np.zeros((2, 3, 1), "float32"))
 
 
 def test_implementation_in_config_round_trip():
