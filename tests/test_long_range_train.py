@@ -49,6 +49,9 @@ def test_writes_results_metrics_and_plots(finished_run):
             assert entry["test_baseline_mse"] == pytest.approx(
                 np.mean((test_y - 1.0) ** 2)
             )
+            assert metrics["test_baseline_mse"][str(length)] == (
+                entry["test_baseline_mse"]
+            )
             assert entry["steps"] == config.train_steps
             assert entry["stopped_by"] == "train_steps"
             assert [row["step"] for row in entry["history"]] == [3, 6]

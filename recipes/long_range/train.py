@@ -249,6 +249,10 @@ def _metrics(config, results, figures, wall_seconds):
     return {
         "baseline_mse": data.BASELINE_MSE,
         "test_mse": test_mse,
+        "test_baseline_mse": {
+            str(length): next(iter(by_model.values())).get("test_baseline_mse")
+            for length, by_model in runs.items()
+        },
         "train_steps": steps,
         "gradient_norm_by_distance": norms,
         "wall_seconds": round(wall_seconds, 1),
