@@ -8,7 +8,7 @@ everything so that a test trains for a step or two in seconds.
 import dataclasses
 
 CELLS = ("keras_lstm", "keras")
-POOLINGS = ("last", "mean")
+POOLINGS = ("last", "mean", "max")
 
 # Settings that may differ between a run and its resumption; every other
 # setting shapes the data or the model, so a checkpoint only fits the same.
@@ -47,9 +47,11 @@ class Config:
     lstm_layers: int = 1
     lstm_units: int = 64
     # What the classifier reads from the top LSTM layer: "last" (each
-    # direction's final output) or "mean" (the average over the tokens).
+    # direction's final output), "mean" or "max" (over the review's tokens).
     pooling: str = "mean"
-    # Dropout rate on the word vectors and on the LSTM's final output.
+    # Share of the tokens whose whole word vector is dropped in training.
+    word_dropout: float = 0.3
+    # Dropout rate on the pooled LSTM output.
     dropout: float = 0.4
 
     # Reviews per optimizer step (global batch across replicas).

@@ -13,7 +13,7 @@ from recipes.common.errors import UsageError
 
 _VECTORIZE_BATCH = 1024
 # Number of length buckets between 0 and max_len.
-_NUM_BUCKETS = 10
+_NUM_BUCKETS = 16
 # Largest share of the training reviews that dropping partial batches may skip.
 _MAX_DROPPED_SHARE = 0.1
 
@@ -52,7 +52,7 @@ def bucket_boundaries(max_len):
     """Bucket limits for `bucket_by_sequence_length`, the last one max_len + 1.
 
     A bucket with limit b holds reviews shorter than b and pads them to b - 1
-    tokens, so batches come in only a few lengths (multiples of max_len / 10,
+    tokens, so batches come in only a few lengths (multiples of max_len / 16,
     and max_len): XLA-compiled layers then compile once per length, not once
     per batch.
     """

@@ -25,6 +25,33 @@ def lstm_class(cell):
     )
 
 
+@keras.saving.register_keras_serializable(package="imdb_sentiment")
+class MaskedGlobalMaxPooling1D(keras.layers.Layer):
+    """Max over the time steps the mask keeps: (batch, time, features) -> (batch, features).
+
+    `keras.layers.GlobalMaxPooling1D` ignores masks, so padding would take
+    part in the max (a backward LSTM emits zeros at padded steps).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return keras.ops.max(inputs, axis=1)
+        # Padded steps take each feature's smallest value, so they never win.
+        floor = keras.ops.min(inputs, axis=1, keepdims=True)
+        kept = keras.ops.expand_dims(keras.ops.cast(mask, "bool"), -1)
+        return keras.ops.max(keras.ops.where(kept, inputs, floor), axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
 def check_pooling(pooling):
     """Raises UsageError unless `pooling` is one of POOLINGS."""
     if pooling not in POOLINGS:
@@ -34,31 +61,37 @@ def check_pooling(pooling):
         )
 
 
-def build_classifier(config, vocab_size, seed=None):
+def build_classifier(config, vocab_size):
     """Token ids (batch, time), 0 = padding -> P(positive) (batch, 1).
 
     Embedding (masking padding) -> dropout -> lstm_layers x
     Bidirectional(LSTM(lstm_units)) -> pooling -> dropout -> Dense(1, sigmoid).
     With pooling="last" the classifier sees each direction's final output;
-    with "mean" the average of the top layer's outputs over the review's
-    tokens (padding excluded by the mask), which lets every position pass its
-    evidence straight to the loss instead of through hundreds of steps.
+    with "mean" or "max" the average or maximum of the top layer's outputs
+    over the review's tokens (padding excluded by the mask), which lets every
+    position pass its evidence straight to the loss instead of through
+    hundreds of steps. Word dropout drops whole word vectors (training only).
     """
     lstm = lstm_class(config.cell)
-    seed = config.seed if seed is None else seed
+    seed = config.seed
     token_ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
     x = keras.layers.Embedding(
         vocab_size, config.embedding_dim, mask_zero=True, name="embedding"
     )(token_ids)  # (batch, time, embedding_dim)
-    x = keras.layers.Dropout(config.dropout, seed=seed, name="embedding_dropout")(x)
+    # Whole words: one draw per token, shared by its embedding_dim features.
+    x = keras.layers.Dropout(
+        config.word_dropout, noise_shape=(None, None, 1), seed=seed, name="word_dropout"
+    )(x)
     for index in range(config.lstm_layers):
-        keep_sequence = index < config.lstm_layers - 1 or config.pooling == "mean"
+        keep_sequence = index < config.lstm_layers - 1 or config.pooling != "last"
         x = keras.layers.Bidirectional(
             lstm(config.lstm_units, return_sequences=keep_sequence, seed=seed + index),
             name=f"bidirectional_{index}",
         )(x)  # (batch, time, 2 * units) if keep_sequence, else (batch, 2 * units)
     if config.pooling == "mean":
         x = keras.layers.GlobalAveragePooling1D(name="mean_over_tokens")(x)
+    elif config.pooling == "max":
+        x = MaskedGlobalMaxPooling1D(name="max_over_tokens")(x)
     x = keras.layers.Dropout(config.dropout, seed=seed, name="output_dropout")(x)
     # float32 output keeps the loss accurate under mixed precision.
     probability = keras.layers.Dense(
