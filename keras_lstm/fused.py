@@ -33,7 +33,7 @@ from keras_lstm.cell import lstm_equations
 assert GATE_ORDER == ("i", "f", "c", "o"), GATE_ORDER
 
 
-def _forward_loop(zx, h0, c0, recurrent_kernel, mask, keep_gates=True):
+def _forward_loop(zx, h0, c0, recurrent_kernel, mask, store="train"):
     """Runs the recurrence over time-major pre-activations.
 
     Args:
@@ -41,13 +41,14 @@ def _forward_loop(zx, h0, c0, recurrent_kernel, mask, keep_gates=True):
         h0, c0: (batch, units) initial states.
         recurrent_kernel: (units, 4 * units).
         mask: None or bool (time, batch, 1); False keeps the previous states.
-        keep_gates: Also store what the backward pass needs (cs, gates);
-            inference skips it, which saves a third of the loop's time.
+        store: What to keep. "train": everything the backward pass needs;
+            "outputs": every step's h only; "last": nothing (inference of the
+            last output). Storing less saves a third of the loop's time.
 
     Returns:
-        hs: (time, batch, units) hidden state after each step, and when
-        keep_gates: cs (time, batch, units) the cell states after each step,
-        gates (time, batch, 4 * units) the activated gates i, f, ĉ, o.
+        "train": hs (time, batch, units) h after each step, cs the same for
+        c, gates (time, batch, 4 * units) the activated gates i, f, ĉ, o.
+        "outputs": hs and the final c. "last": h_T[None] and the final c.
     """
     steps = tf.shape(zx)[0]
     arrays = [tf.TensorArray(zx.dtype, size=steps) for _ in range(3)]
@@ -59,21 +60,24 @@ def _forward_loop(zx, h0, c0, recurrent_kernel, mask, keep_gates=True):
         if mask is not None:
             h = tf.where(mask[t], h, h_tm1)
             c = tf.where(mask[t], c, c_tm1)
-        hs = hs.write(t, h)
-        if keep_gates:
+        if store != "last":
+            hs = hs.write(t, h)
+        if store == "train":
             cs = cs.write(t, c)
             gates = gates.write(t, tf.concat([g.i, g.f, g.c_hat, g.o], -1))
         return t + 1, h, c, hs, cs, gates
 
-    _, _, c_last, hs, cs, gates = tf.while_loop(
+    _, h_last, c_last, hs, cs, gates = tf.while_loop(
         lambda t, *_: t < steps,
         body,
         (tf.constant(0), h0, c0, *arrays),
         maximum_iterations=steps,
     )
-    if keep_gates:
+    if store == "train":
         return hs.stack(), cs.stack(), gates.stack()
-    return hs.stack(), c_last
+    if store == "outputs":
+        return hs.stack(), c_last
+    return h_last[None], c_last
 
 
 def _backward_loop(d_hs, dc_last, cs, gates, c0, recurrent_kernel, mask):
@@ -129,7 +133,8 @@ _backward_loop_xla = tf.function(
 )
 
 
-def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True, use_xla=True):
+def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
+               all_outputs=True, use_xla=True):
     """The differentiable core: time-major pre-activations to all hidden states.
 
     Args:
@@ -140,11 +145,13 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True, use_xla=T
         training: Store the gates for the backward pass while running forward.
             If False, the forward pass stores only h and a gradient, if one is
             asked for anyway, reruns the forward pass first (same result).
+        all_outputs: Return every step's h; if False (and not training) only
+            the last one, as (1, batch, units).
         use_xla: Compile both loops with XLA.
 
     Returns:
-        hs: (time, batch, units) hidden state after each step, and
-        c_last: (batch, units) the final cell state.
+        hs: (time, batch, units) hidden state after each step (see
+        all_outputs), and c_last: (batch, units) the final cell state.
     """
     forward = _forward_loop_xla if use_xla else _forward_loop
     backward = _backward_loop_xla if use_xla else _backward_loop
@@ -155,21 +162,25 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True, use_xla=T
         # TensorFlow from building (and XLA from failing on) accumulators.
         args = [tf.stop_gradient(t) for t in (zx, h0, c0, recurrent_kernel)]
         if training:
-            hs, cs, gates = forward(*args, mask, keep_gates=True)
+            hs, cs, gates = forward(*args, mask, store="train")
             c_last = cs[-1]
         else:
-            hs, c_last = forward(*args, mask, keep_gates=False)
+            store = "outputs" if all_outputs else "last"
+            hs, c_last = forward(*args, mask, store=store)
 
         def grad(d_hs, dc_last):
             if training:
-                saved_cs, saved_gates = cs, gates
+                all_hs, saved_cs, saved_gates = hs, cs, gates
             else:
-                _, saved_cs, saved_gates = forward(*args, mask, keep_gates=True)
+                all_hs, saved_cs, saved_gates = forward(*args, mask, store="train")
+            if not training and not all_outputs:  # d_hs is (1, batch, units).
+                earlier = tf.zeros_like(all_hs[:-1])
+                d_hs = tf.concat([earlier, d_hs], axis=0)
             d_zs, dh0, dc0 = backward(
                 d_hs, dc_last, saved_cs, saved_gates, args[2], args[3], mask
             )
             units = tf.shape(h0)[-1]
-            h_prev = tf.concat([args[1][None], hs[:-1]], axis=0)
+            h_prev = tf.concat([args[1][None], all_hs[:-1]], axis=0)
             d_kernel = tf.matmul(
                 tf.reshape(h_prev, [-1, units]),
                 tf.reshape(d_zs, [-1, 4 * units]),
@@ -237,17 +248,19 @@ def fused_lstm(
         tf.cast(recurrent_kernel, dtype),
         mask,
         training=training,
+        all_outputs=return_sequences,
         use_xla=use_xla,
-    )
+    )  # hs: (T, B, U), or (1, B, U) in inference without return_sequences.
     h_last = hs[-1]
     outputs = hs
-    if mask is not None and zero_output_for_mask:
-        outputs = hs * tf.cast(mask, dtype)
-    elif mask is not None:
-        # Keras repeats the previous output at masked steps, starting from
-        # zeros: the output is h once any step has been seen, zeros before.
-        seen = tf.cast(tf.math.cumsum(tf.cast(mask, dtype), axis=0) > 0, dtype)
-        outputs = hs * seen
+    if mask is not None:
+        if zero_output_for_mask:
+            keep = tf.cast(mask, dtype)
+        else:
+            # Keras repeats the previous output at masked steps, starting
+            # from zeros: the output is h once any step was seen, else zeros.
+            keep = tf.cast(tf.math.cumsum(tf.cast(mask, dtype), axis=0) > 0, dtype)
+        outputs = hs * keep[-tf.shape(hs)[0]:]
     last_output = outputs[-1]
     if return_sequences:
         outputs = tf.transpose(outputs, [1, 0, 2])

@@ -89,14 +89,17 @@ def assert_same(fast, slow, atol):
         np.testing.assert_allclose(a, b, atol=atol, err_msg=f"gradient {k}")
 
 
+@pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("mask", [None] + sorted(MASKS))
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_matches_step_path_float64(case, mask):
+def test_matches_step_path_float64(case, mask, training):
+    # training=True stores the gates in the forward pass; training=False
+    # stores only the outputs (or only the last one) and its gradient reruns
+    # the forward pass.
     fast, slow = twin_layers(**CASES[case])
     x = random_array(BATCH, STEPS, FEATURES, seed=1)
     states = [random_array(BATCH, UNITS, seed=s) for s in (2, 3)]
     mask = None if mask is None else MASKS[mask]
-    training = "dropout" in CASES[case]
     assert_same(
         run(fast, x, states, mask, training=training),
         run(slow, x, states, mask, training=training),
