@@ -198,7 +198,10 @@ class LSTM(keras.layers.RNN):
           return_sequences/return_state, initial_state, stateful, dropout,
           use_bias, mixed precision (computes in float32).
         - "step" (the cell one step at a time) otherwise, or when
-          implementation="step".
+          implementation="step". With implementation="auto", inference calls
+          (training=False) on CPU whose input has more features than units
+          also run step by step, which measured faster there (see
+          `keras_lstm.dispatch.inference_prefers_step`).
         """
         return dispatch.select_path(
             self._path_options(), cudnn.gpu_available()
@@ -222,6 +225,13 @@ class LSTM(keras.layers.RNN):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         """Runs the sequence on `implementation_path`; see `keras.layers.RNN`."""
         path = self.implementation_path
+        if (
+            path == "fused"
+            and self.implementation == "auto"
+            and not training
+            and dispatch.inference_prefers_step(sequences.shape[-1], self.units)
+        ):
+            path = "step"
         if path == "step":
             return super().inner_loop(
                 sequences, initial_state, mask=mask, training=training
