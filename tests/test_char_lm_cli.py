@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from recipes.char_lm import sample
+from recipes.char_lm import generation
 from recipes.char_lm import train
 from recipes.char_lm.config import debug_config
 from recipes.common.errors import UsageError
@@ -35,9 +35,9 @@ def _run(module, *args):
 
 
 def test_sampling_is_reproducible_with_a_seed(trained_dir):
-    first = sample.sample(trained_dir, "ROMEO:", 40, 0.8, seed=7)
-    again = sample.sample(trained_dir, "ROMEO:", 40, 0.8, seed=7)
-    other = sample.sample(trained_dir, "ROMEO:", 40, 0.8, seed=8)
+    first = generation.sample_run(trained_dir, "ROMEO:", 40, 0.8, seed=7)
+    again = generation.sample_run(trained_dir, "ROMEO:", 40, 0.8, seed=7)
+    other = generation.sample_run(trained_dir, "ROMEO:", 40, 0.8, seed=8)
     assert first == again
     assert first != other
     assert first.startswith("ROMEO:") and len(first) == len("ROMEO:") + 40
@@ -46,12 +46,12 @@ def test_sampling_is_reproducible_with_a_seed(trained_dir):
 
 def test_prime_with_unknown_characters_says_which(trained_dir):
     with pytest.raises(UsageError, match="never seen: 'Q', 'é'. Received: prime='Qué'"):
-        sample.sample(trained_dir, "Qué", 10, 0.8, seed=0)
+        generation.sample_run(trained_dir, "Qué", 10, 0.8, seed=0)
 
 
 def test_sample_needs_a_finished_run(tmp_path):
     with pytest.raises(UsageError, match="model.keras is missing"):
-        sample.sample(str(tmp_path), "a", 10, 0.8, seed=0)
+        generation.sample_run(str(tmp_path), "a", 10, 0.8, seed=0)
 
 
 @pytest.mark.parametrize(

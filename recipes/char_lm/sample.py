@@ -3,16 +3,14 @@
     python -m recipes.char_lm.sample --model_dir=/tmp/char_lm \
         --prime="ROMEO:" --length=500 --temperature=0.8 --seed=1
 
-The same model, prime, temperature and seed print the same text.
+The same model, prime, temperature and seed print the same text. The work is
+done by `generation.sample_run`; this module only parses flags.
 """
-
-import os
 
 from absl import app
 from absl import flags
 
 from recipes.common import validators
-from recipes.common.errors import UsageError
 from recipes.common.errors import run_and_report
 
 flags.DEFINE_string("model_dir", None, "Directory of a finished training run.")
@@ -27,47 +25,12 @@ validators.require_above("temperature", 0.0)
 FLAGS = flags.FLAGS
 
 
-def load(model_dir):
-    """Returns (model, vocab) saved by a training run in model_dir."""
-    from recipes.char_lm.model import MODEL_FILENAME
-    from recipes.char_lm.vocab import VOCAB_FILENAME
-    from recipes.char_lm.vocab import Vocabulary
-
-    for name in (MODEL_FILENAME, VOCAB_FILENAME):
-        if not os.path.isfile(os.path.join(model_dir, name)):
-            raise UsageError(
-                f"--model_dir must hold a finished training run ({name} is "
-                f"missing). Received: model_dir={model_dir!r}")
-    import keras
-
-    import keras_lstm  # noqa: F401 - registers keras_lstm.LSTM for loading.
-
-    model = keras.saving.load_model(os.path.join(model_dir, MODEL_FILENAME))
-    return model, Vocabulary.load(model_dir)
-
-
-def sample(model_dir, prime, length, temperature, seed):
-    """Returns the prime and `length` generated characters."""
-    from recipes.char_lm.vocab import Vocabulary
-
-    if not prime:
-        raise UsageError("--prime must hold at least one character. Received: prime=''")
-    if os.path.isfile(os.path.join(model_dir, "vocab.json")):
-        unknown = Vocabulary.load(model_dir).unknown_chars(prime)
-        if unknown:
-            raise UsageError(
-                f"--prime contains characters the model has never seen: "
-                f"{', '.join(repr(ch) for ch in unknown)}. Received: prime={prime!r}")
-    model, vocab = load(model_dir)
-    from recipes.char_lm.generation import generate
-
-    return generate(model, vocab, prime, length, temperature, seed)
-
-
 def main(argv):
     del argv
-    print(sample(FLAGS.model_dir, FLAGS.prime, FLAGS.length, FLAGS.temperature,
-                 FLAGS.seed))
+    from recipes.char_lm import generation  # Imports TensorFlow.
+
+    print(generation.sample_run(FLAGS.model_dir, FLAGS.prime, FLAGS.length,
+                                FLAGS.temperature, FLAGS.seed))
 
 
 if __name__ == "__main__":
