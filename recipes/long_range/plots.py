@@ -16,7 +16,6 @@ _STYLE = {
     "simple_rnn": {"color": "tab:red", "label": "keras.layers.SimpleRNN"},
     "keras_lstm": {"color": "tab:green", "label": "keras.layers.LSTM"},
 }
-_TINY = 1e-30  # Gradients that underflow to 0 are drawn at the floor.
 
 
 def plot_all(runs, baseline_mse, out_dir):
@@ -59,7 +58,10 @@ def plot_gradient_norms(runs, path):
     for ax, length in zip(axes[0], lengths):
         for name, entry in sorted(runs[length].items()):
             for stage, ls in (("init", ":"), ("trained", "-")):
-                norms = np.maximum(entry["gradient_norms"][stage], _TINY)
+                norms = np.asarray(entry["gradient_norms"][stage])
+                # A log axis cannot show 0: where float32 underflowed, the
+                # curve ends.
+                norms = np.where(norms > 0, norms, np.nan)
                 ax.plot(norms, ls=ls, color=_STYLE[name]["color"],
                         label=f"{_STYLE[name]['label']}, {stage}")
         ax.set_yscale("log")
@@ -67,7 +69,9 @@ def plot_gradient_norms(runs, path):
         ax.set_title(f"T = {length}")
     axes[0][0].set_ylabel("mean ‖∂loss/∂x_t‖")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("How far back the gradient reaches")
+    fig.suptitle(
+        "How far back the gradient reaches (a curve ends where it underflows to 0)"
+    )
     return _save(fig, path)
 
 

@@ -254,8 +254,13 @@ def _metrics(config, results, figures, wall_seconds):
             for length, by_model in runs.items()
         },
         "train_steps": steps,
+        "train_seconds": {
+            str(length): {n: e["train_seconds"] for n, e in by_model.items()}
+            for length, by_model in runs.items()
+        },
         "gradient_norm_by_distance": norms,
-        "wall_seconds": round(wall_seconds, 1),
+        # This invocation only: a rerun that skips finished runs is quick.
+        "wall_seconds_this_invocation": round(wall_seconds, 1),
         "figures": figures,
     }
 
