@@ -222,7 +222,9 @@ def train_and_evaluate(config, model_dir):
     if config.stop_after_steps:
         end = min(end, start + config.stop_after_steps)
     train_data = strategy.experimental_distribute_dataset(stream.dataset(start, end))
-    progbar = keras.utils.Progbar(config.train_steps, stateful_metrics=(
+    # The bar counts this invocation's steps (its time estimate assumes it
+    # starts at 0); evaluation lines give the run's step.
+    progbar = keras.utils.Progbar(max(1, end - start), stateful_metrics=(
         "loss", "ms/step", "chars/s")) if config.progress else None
     chars_per_step = config.batch_size * config.seq_len
     val_loss = val_step = None
@@ -246,7 +248,7 @@ def train_and_evaluate(config, model_dir):
                 _log_train_step(train_writer, step, loss, float(grad_norm),
                                 learning_rate)
             if progbar is not None:
-                progbar.update(step, [("loss", loss), ("ms/step", 1000 * seconds),
+                progbar.update(step - start, [("loss", loss), ("ms/step", 1000 * seconds),
                                       ("chars/s", chars_per_step / seconds)])
             if step % config.eval_every == 0 or step == config.train_steps:
                 val_loss, val_step = run.evaluate(eval_data), step
