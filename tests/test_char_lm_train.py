@@ -221,3 +221,17 @@ def test_keyboard_interrupt_saves_a_checkpoint(tmp_path, text_file, monkeypatch)
                          checkpoint_every=100, eval_every=100), model_dir)
     checkpoint = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
     assert checkpoint.endswith("ckpt-3")
+
+
+def test_mixed_precision_and_gate_heatmaps(tmp_path, text_file):
+    model_dir = str(tmp_path / "run")
+    metrics = train.train_and_evaluate(
+        debug_config(text_file=text_file, train_steps=2, mixed_precision=True,
+                     gate_heatmap=True, stateful=True), model_dir)
+    assert metrics["precision_policy"] == "mixed_bfloat16"
+    assert np.isfinite(metrics["final_val_nats_per_char"])
+    tags = set()
+    for path in glob.glob(os.path.join(model_dir, "validation", "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"gates/lstm_1/f", "gates/lstm_1/i", "gates/lstm_1/o"} <= tags

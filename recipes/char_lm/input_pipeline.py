@@ -91,7 +91,7 @@ def split_text(text, validation_fraction, seq_len, source):
             f"long. Received: {len(text)} characters from {source}, "
             f"seq_len={seq_len}"
         )
-    cut = len(text) - int(round(len(text) * validation_fraction))
+    cut = int(len(text) * (1.0 - validation_fraction))  # As nanoGPT cuts.
     train, validation = text[:cut], text[cut:]
     for part, piece in (("training", train), ("validation", validation)):
         if len(piece) < seq_len + 1:
