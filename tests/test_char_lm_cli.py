@@ -112,3 +112,29 @@ def _scalars(log_dir, tag):
                 if value.tag == tag:
                     values[event.step] = float(tf.make_ndarray(value.tensor))
     return values
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    text_file = tmp_path / "text.txt"
+    text_file.write_text(TEXT, encoding="utf-8")
+    model_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recipes.char_lm", f"--model_dir={model_dir}",
+         f"--text_file={text_file}", "--debug", "--train_steps=1000000",
+         "--eval_every=1000000", "--checkpoint_every=1000000"],
+        cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (model_dir / "vocab.json").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(10)  # Let it trace and train some steps.
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "interrupted: saved a checkpoint at step" in stdout
+    step = int(stdout.split("saved a checkpoint at step ")[1].split(";")[0])
+    assert (model_dir / "checkpoints" / f"ckpt-{step}.index").exists()
