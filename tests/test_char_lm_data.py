@@ -147,9 +147,10 @@ def test_evaluation_covers_every_character_once(stateful):
         assert batches[0]["reset"].numpy().all()
 
 
-def test_load_tfds_text_with_mock_data():
+def test_load_tfds_text_with_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 
+    monkeypatch.setattr(input_pipeline, "internet_reachable", lambda: True)
     with tfds.testing.mock_data(num_examples=2):
         text = input_pipeline.load_tfds_text("tiny_shakespeare")
     assert isinstance(text, str) and len(text) > 20
@@ -162,6 +163,7 @@ def test_load_tfds_text_offline_names_text_file(monkeypatch):
         raise ConnectionError("Failed to resolve 'storage.googleapis.com'")
 
     monkeypatch.setattr(tfds, "load", unreachable)
+    monkeypatch.setattr(input_pipeline, "internet_reachable", lambda: True)
     with pytest.raises(UsageError, match="could not load the TFDS dataset "
                        "'tiny_shakespeare' \\(ConnectionError.*--text_file=PATH"):
         input_pipeline.load_tfds_text("tiny_shakespeare")
@@ -181,3 +183,16 @@ def test_tiny_shakespeare_split_and_round_trip():
     vocab = Vocabulary.from_text(train)
     assert vocab.decode(vocab.encode(text)) == text
     assert vocab.size == 66  # 65 characters + the OOV id.
+
+
+def test_load_tfds_text_offline_fails_fast_without_downloading(monkeypatch, tmp_path):
+    import tensorflow_datasets as tfds
+
+    def must_not_download(*args, **kwargs):
+        raise AssertionError("tfds.load called although offline")
+
+    monkeypatch.setattr(tfds, "load", must_not_download)
+    monkeypatch.setattr(input_pipeline, "internet_reachable", lambda: False)
+    with pytest.raises(UsageError, match="not prepared .* internet is "
+                       "unreachable; pass --text_file=PATH"):
+        input_pipeline.load_tfds_text("tiny_shakespeare", str(tmp_path))

@@ -128,8 +128,10 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path, text_file, statefu
         assert resumed[key] == pytest.approx(straight[key], rel=1e-6), key
 
 
-def test_tfds_mock_data_run(tmp_path):
+def test_tfds_mock_data_run(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(train.input_pipeline, "internet_reachable", lambda: True)
 
     with tfds.testing.mock_data(num_examples=4):
         metrics = train.train_and_evaluate(
@@ -144,6 +146,7 @@ def test_tfds_unreachable_names_text_file_and_writes_nothing(tmp_path, monkeypat
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(tfds, "load", offline)
+    monkeypatch.setattr(train.input_pipeline, "internet_reachable", lambda: True)
     model_dir = tmp_path / "run"
     with pytest.raises(UsageError, match="--text_file=PATH"):
         train.train_and_evaluate(debug_config(), str(model_dir))
