@@ -1,4 +1,4 @@
-"""The fast whole-sequence LSTM: one input projection, a lean loop, a hand-written backward.
+"""The fast whole-sequence LSTM: one projection, a lean loop, a hand-written backward.
 
 Keras runs the cell once per step and lets autodiff differentiate the loop, so
 every step pays for ``x_t·kernel`` and ~30 small ops forward and more backward.
@@ -17,10 +17,12 @@ which fuses each step's element-wise math into a few kernels; that removes the
 per-op dispatch cost that dominates LSTMs of recipe size on CPU.
 
 Masks follow `keras.layers.RNN` exactly: a masked step keeps both states and
-repeats the previous output; the output before the first unmasked step is
-zeros. The math is float32 inside (float64 if the inputs are float64) whatever
-the layer's compute dtype, so mixed precision changes only the layer's
-outputs' dtype, not the accuracy of the recurrence.
+repeats the previous output (zeros with ``zero_output_for_mask``, which
+`keras.layers.Bidirectional` sets); the output before the first unmasked step
+is zeros. The math is float32 inside (float64 if the inputs are float64)
+whatever the layer's compute dtype: under mixed precision the inputs and the
+weights arrive in float16/bfloat16 (Keras autocasts the float32 variables),
+are widened, and only the results are rounded back, once, at the end.
 """
 
 import tensorflow as tf
@@ -30,7 +32,11 @@ from keras_lstm.cell import lstm_equations
 
 # The backward pass below differentiates these gate positions; it is written
 # for the cell's order and would silently be wrong for any other.
-assert GATE_ORDER == ("i", "f", "c", "o"), GATE_ORDER
+if GATE_ORDER != ("i", "f", "c", "o"):
+    raise ImportError(
+        "keras_lstm.fused is written for the gate order ('i', 'f', 'c', 'o'). "
+        f"Received: GATE_ORDER={GATE_ORDER}"
+    )
 
 
 def _forward_loop(zx, h0, c0, recurrent_kernel, mask, store="train"):

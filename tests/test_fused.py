@@ -207,7 +207,8 @@ def test_mixed_precision_close_to_step_path(policy):
         np.testing.assert_allclose(
             a.astype("float32"), b.astype("float32"), atol=atol
         )
-    assert fast_out[0].dtype == np.dtype(keras.mixed_precision.global_policy().compute_dtype)
+    compute_dtype = keras.mixed_precision.global_policy().compute_dtype
+    assert fast_out[0].dtype == np.dtype(compute_dtype)
 
 
 def test_gradients_in_a_keras_training_step():
