@@ -117,7 +117,6 @@ def _scalars(log_dir, tag):
 @pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     import signal
-    import time
 
     text_file = tmp_path / "text.txt"
     text_file.write_text(TEXT, encoding="utf-8")
@@ -125,16 +124,19 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "recipes.char_lm", f"--model_dir={model_dir}",
          f"--text_file={text_file}", "--debug", "--train_steps=1000000",
-         "--eval_every=1000000", "--checkpoint_every=1000000"],
+         "--eval_every=1", "--checkpoint_every=1000000", "--progress"],
         cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (model_dir / "vocab.json").exists() and time.time() < deadline:
-        time.sleep(0.5)
-    time.sleep(10)  # Let it trace and train some steps.
+    seen = ""
+    while "step 2: validation" not in seen:  # Training is under way.
+        line = process.stdout.readline()
+        assert line, process.stderr.read()[-2000:]
+        seen += line
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
+    stdout = seen + stdout
     assert process.returncode == 130, stderr[-2000:]
+    assert "Ctrl-C: stopping after this step" in stdout
     assert "interrupted: saved a checkpoint at step" in stdout
     step = int(stdout.split("saved a checkpoint at step ")[1].split(";")[0])
     assert (model_dir / "checkpoints" / f"ckpt-{step}.index").exists()

@@ -48,7 +48,8 @@ def test_read_text_file_missing(tmp_path):
 def test_read_text_file_not_utf8_names_the_byte(tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes("café au lait".encode("utf-8") + b" na\xefve")
-    with pytest.raises(UsageError, match=r"byte at offset 16 \(0xef\) is not valid UTF-8"):
+    with pytest.raises(UsageError,
+                       match=r"byte at offset 16 \(0xef\) is not valid UTF-8"):
         input_pipeline.read_text_file(str(path))
 
 

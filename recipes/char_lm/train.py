@@ -8,8 +8,11 @@ optimizer, step = data position, carried states, best figures), vocab.json,
 model.keras and metrics.json. Rerunning with the same model_dir resumes.
 """
 
+import contextlib
 import math
 import os
+import signal
+import threading
 import time
 
 import keras
@@ -186,6 +189,33 @@ def _make_gate_logger(config, model, validation_ids, model_dir):
     return logger
 
 
+@contextlib.contextmanager
+def _ctrl_c_between_steps():
+    """Defers Ctrl-C to the end of the current step (yields a flag list).
+
+    The loop checks the flag after each step, so a checkpoint never holds a
+    half-updated step (model, step and carried states agree). A second
+    Ctrl-C interrupts at once.
+    """
+    requested = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handler(signum, frame):
+        if requested:
+            raise KeyboardInterrupt
+        requested.append(signum)
+        print("\nCtrl-C: stopping after this step (press again to stop now)",
+              flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def train_and_evaluate(config, model_dir):
     """Trains (or resumes) the character LM in model_dir; returns the metrics.
 
@@ -228,47 +258,51 @@ def train_and_evaluate(config, model_dir):
         "loss", "ms/step", "chars/s")) if config.progress else None
     chars_per_step = config.batch_size * config.seq_len
     val_loss = val_step = None
-    try:
-        for batch in train_data:
-            began = time.perf_counter()
-            loss, grad_norm, run.states = run.train_step(batch, run.states)
-            loss = float(loss)  # Waits for the step to finish.
-            seconds = time.perf_counter() - began
-            step = int(run.step.numpy())
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"the training loss became {loss} at step {step}; stopped "
-                    f"without saving. The last good checkpoint is kept in "
-                    f"{run.manager.directory} (lower --learning_rate or "
-                    f"--clip_norm and rerun to resume from it)")
-            run.train_seconds.assign_add(seconds)
-            run.chars_trained.assign_add(chars_per_step)
-            if step % config.log_every == 0 or step == end:
-                learning_rate = float(run.optimizer.learning_rate)
-                _log_train_step(train_writer, step, loss, float(grad_norm),
-                                learning_rate)
-            if progbar is not None:
-                progbar.update(step - start, [("loss", loss), ("ms/step", 1000 * seconds),
-                                      ("chars/s", chars_per_step / seconds)])
-            if step % config.eval_every == 0 or step == config.train_steps:
-                val_loss, val_step = run.evaluate(eval_data), step
-                if val_loss < run.best_val.numpy():
-                    run.best_val.assign(val_loss)
-                    run.best_step.assign(step)
-                _log_evaluation(run, val_writer, vocab, prime, val_loss, gate_logger)
+    with _ctrl_c_between_steps() as ctrl_c:
+        try:
+            for batch in train_data:
+                began = time.perf_counter()
+                loss, grad_norm, run.states = run.train_step(batch, run.states)
+                loss = float(loss)  # Waits for the step to finish.
+                seconds = time.perf_counter() - began
+                step = int(run.step.numpy())
+                if not math.isfinite(loss):
+                    raise FloatingPointError(
+                        f"the training loss became {loss} at step {step}; stopped "
+                        f"without saving. The last good checkpoint is kept in "
+                        f"{run.manager.directory} (lower --learning_rate or "
+                        f"--clip_norm and rerun to resume from it)")
+                run.train_seconds.assign_add(seconds)
+                run.chars_trained.assign_add(chars_per_step)
+                if step % config.log_every == 0 or step == end:
+                    learning_rate = float(run.optimizer.learning_rate)
+                    _log_train_step(train_writer, step, loss, float(grad_norm),
+                                    learning_rate)
                 if progbar is not None:
-                    print(f"\nstep {step}: validation {val_loss:.4f} nats/char, "
-                          f"{val_loss * NATS_TO_BITS:.4f} bits/char", flush=True)
-            if step % config.checkpoint_every == 0 or step % config.eval_every == 0:
-                run.save()
-    except KeyboardInterrupt:
-        run.save()
-        print(f"\ninterrupted: saved a checkpoint at step {int(run.step.numpy())}; "
-              "rerun the same command to resume", flush=True)
-        raise
-    finally:
-        train_writer.close()
-        val_writer.close()
+                    progbar.update(step - start, [
+                        ("loss", loss), ("ms/step", 1000 * seconds),
+                        ("chars/s", chars_per_step / seconds)])
+                if step % config.eval_every == 0 or step == config.train_steps:
+                    val_loss, val_step = run.evaluate(eval_data), step
+                    if val_loss < run.best_val.numpy():
+                        run.best_val.assign(val_loss)
+                        run.best_step.assign(step)
+                    _log_evaluation(run, val_writer, vocab, prime, val_loss, gate_logger)
+                    if progbar is not None:
+                        print(f"\nstep {step}: validation {val_loss:.4f} nats/char, "
+                              f"{val_loss * NATS_TO_BITS:.4f} bits/char", flush=True)
+                if step % config.checkpoint_every == 0 or step % config.eval_every == 0:
+                    run.save()
+                if ctrl_c:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            run.save()
+            print(f"\ninterrupted: saved a checkpoint at step {int(run.step.numpy())}; "
+                  "rerun the same command to resume", flush=True)
+            raise
+        finally:
+            train_writer.close()
+            val_writer.close()
     run.save()
     step = int(run.step.numpy())
     if step < config.train_steps:
