@@ -87,6 +87,14 @@ def test_writes_checkpoints_and_tensorboard_logs(finished_run):
     )
 
 
+def test_gate_heatmaps_of_lstm_models_only(finished_run):
+    _, model_dir, _ = finished_run
+    lstm_tags = _summary_tags(os.path.join(model_dir, "T4", "lstm", "logs"))
+    assert {f"gates/lstm/{g}" for g in "fioc"} <= lstm_tags
+    rnn_tags = _summary_tags(os.path.join(model_dir, "T4", "simple_rnn", "logs"))
+    assert not any(tag.startswith("gates/") for tag in rnn_tags)
+
+
 def test_rerun_skips_finished_runs(finished_run, capsys):
     config, model_dir, metrics = finished_run
     again = train.train_and_evaluate(config, model_dir)

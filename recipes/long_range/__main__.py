@@ -81,6 +81,11 @@ flags.DEFINE_bool(
     "jit_compile", _DEFAULT.jit_compile,
     "Compile the training step with XLA (about 2x faster on CPU).",
 )
+flags.DEFINE_bool(
+    "gate_heatmaps", _DEFAULT.gate_heatmaps,
+    "Write heatmaps of the LSTM gates and cell state over one test sequence "
+    "to TensorBoard (Images tab), at initialization and after training.",
+)
 
 flags.mark_flag_as_required("model_dir")
 for _name in ("units", "batch_size", "train_steps", "eval_examples",
@@ -131,6 +136,7 @@ def config_from_flags():
         log_every=FLAGS.log_every,
         seed=FLAGS.seed,
         jit_compile=FLAGS.jit_compile,
+        gate_heatmaps=FLAGS.gate_heatmaps,
     )
 
 

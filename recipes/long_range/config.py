@@ -50,10 +50,13 @@ class Config:
     seed: int = 0
     # Compile the training step with XLA (about 2x faster on CPU).
     jit_compile: bool = True
+    # Write LSTM gate heatmaps (f, i, o, c over time) of one test sequence to
+    # TensorBoard at initialization and after training.
+    gate_heatmaps: bool = True
 
     def settings(self):
         """The fields that define one (length, model) run's result."""
-        skip = ("lengths", "models", "eval_every", "log_every")
+        skip = ("lengths", "models", "eval_every", "log_every", "gate_heatmaps")
         return {
             k: v for k, v in dataclasses.asdict(self).items() if k not in skip
         }

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import keras_lstm
 from recipes.common import summaries
 from recipes.common.errors import UsageError
 from recipes.common.outputs import log_config_text
@@ -84,6 +85,10 @@ def _train_one(config, name, length, model_dir):
         config.seed, "validation", length, config.gradient_examples
     )
     norms_at_init = gradients.input_gradient_norms(model, grad_x, grad_y)
+    test_x, test_y = data.held_out_set(
+        config.seed, "test", length, config.eval_examples
+    )
+    heatmaps = _gate_heatmaps(config, model, name, test_x[:1], run_dir)
 
     optimizer = keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm)
     optimizer.build(model.trainable_variables)
@@ -98,6 +103,8 @@ def _train_one(config, name, length, model_dir):
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_consumed()
         print(f"T={length} {name}: resumed from step {int(step.numpy())}")
+    elif heatmaps:
+        heatmaps.write(0)
     history_path = os.path.join(run_dir, "history.json")
     history = [
         row for row in _read_json(history_path, default=[])
@@ -152,9 +159,9 @@ def _train_one(config, name, length, model_dir):
     manager.save(checkpoint_number=int(step.numpy()))
     writer.close()
 
-    test_x, test_y = data.held_out_set(
-        config.seed, "test", length, config.eval_examples
-    )
+    if heatmaps:
+        heatmaps.write(int(step.numpy()))
+        heatmaps.on_train_end()
     test_mse = float(mse(test_x, test_y))
     # What predicting the mean target, 1, scores on these very sequences.
     test_baseline_mse = float(np.mean(np.square(test_y - 1.0)))
@@ -181,6 +188,17 @@ def _train_one(config, name, length, model_dir):
             "trained": norms_trained.tolist(),
         },
     }
+
+
+def _gate_heatmaps(config, model, name, example, run_dir):
+    """The gate-heatmap writer for an LSTM model, or None."""
+    if not config.gate_heatmaps or name == "simple_rnn":
+        return None
+    callback = keras_lstm.GateHeatmapCallback(
+        name, example, log_dir=os.path.join(run_dir, "logs")
+    )
+    callback.set_model(model)
+    return callback
 
 
 def _make_train_step(model, optimizer, jit_compile):
