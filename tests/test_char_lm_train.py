@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from recipes.char_lm import train
+from recipes.char_lm import trainer
 from recipes.char_lm.config import debug_config
 from recipes.common.errors import UsageError
 
@@ -189,7 +190,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     model_dir = str(tmp_path / "run")
     shutil.copytree(existing_dir, model_dir)
     before = _snapshot(os.path.join(model_dir, "checkpoints"))
-    make_train_step = train.steps.make_train_step
+    make_train_step = trainer.steps.make_train_step
 
     def diverging(strategy, model, optimizer, step, *args):
         train_step = make_train_step(strategy, model, optimizer, step, *args)
@@ -200,7 +201,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
 
         return step_then_diverge
 
-    monkeypatch.setattr(train.steps, "make_train_step", diverging)
+    monkeypatch.setattr(trainer.steps, "make_train_step", diverging)
     with pytest.raises(FloatingPointError, match="training loss became nan at "
                        "step 3; stopped without saving"):
         train.train_and_evaluate(

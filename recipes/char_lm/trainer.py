@@ -1,0 +1,105 @@
+"""The trainer: model, optimizer, distributed steps and checkpointed progress.
+
+Everything a run must restore to continue exactly where it stopped lives in
+one `tf.train.Checkpoint`: the model, the optimizer (with its iteration
+count, which drives the learning-rate schedule), the step (which is also the
+data position, see `input_pipeline.TrainingStream`), dropout's seed-generator
+states, the carried LSTM states (--stateful) and the best figures so far.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from recipes.char_lm import model as model_lib
+from recipes.char_lm import steps
+
+
+def make_optimizer(config):
+    """Adam(W) with linear warmup then cosine decay to final_lr_fraction."""
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        warmup_target=config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        decay_steps=max(1, config.train_steps - config.warmup_steps),
+        alpha=config.final_lr_fraction,
+    )
+    if config.weight_decay:
+        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+    return keras.optimizers.Adam(schedule)
+
+
+class Trainer:
+    """The model, optimizer, steps and checkpointed progress of one run.
+
+    Building it restores the latest checkpoint in model_dir/checkpoints, if
+    any, so `step` tells where the run stands.
+
+    Args:
+        config: The run's `Config`.
+        model_dir: The run's directory.
+        vocab: Its `Vocabulary` (sizes the model).
+        strategy: The tf.distribute strategy to build and train under.
+        policy: The dtype policy name in force (float16 needs a loss scale).
+
+    Attributes:
+        model, optimizer: Keras objects, built under `strategy`.
+        step: int64 variable, steps done (the data position).
+        states: Per-replica carried LSTM states (zeros unless --stateful).
+        train_step, eval_step: The `steps` functions bound to this run.
+        best_val, best_step, train_seconds, chars_trained: Progress variables.
+        manager: The `tf.train.CheckpointManager`.
+    """
+
+    def __init__(self, config, model_dir, vocab, strategy, policy):
+        self.config = config
+        self.strategy = strategy
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            self.model = model_lib.build_model(vocab.size, config)
+            self.optimizer = make_optimizer(config)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        # Host-side progress, checkpointed with the model.
+        self.carried_states = tf.Variable(
+            tf.zeros((2 * config.layers, config.batch_size, config.units)))
+        self.best_val = tf.Variable(np.inf, dtype=tf.float64)
+        self.best_step = tf.Variable(0, dtype=tf.int64)
+        self.train_seconds = tf.Variable(0.0, dtype=tf.float64)
+        self.chars_trained = tf.Variable(0, dtype=tf.int64)
+        # Dropout's seed-generator states are not tracked by the model's
+        # checkpoint; saving them makes a resumed run draw the same masks.
+        seed_states = [v.value for v in self.model.non_trainable_variables
+                       if "seed_generator" in v.path]
+        checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, step=self.step,
+            seed_states=seed_states,
+            carried_states=self.carried_states, best_val=self.best_val,
+            best_step=self.best_step, train_seconds=self.train_seconds,
+            chars_trained=self.chars_trained)
+        self.manager = tf.train.CheckpointManager(
+            checkpoint, os.path.join(model_dir, "checkpoints"),
+            max_to_keep=config.max_checkpoints)
+        checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+        loss_scale = steps.FLOAT16_LOSS_SCALE if policy == "mixed_float16" else 1.0
+        self.train_step = steps.make_train_step(
+            strategy, self.model, self.optimizer, self.step, config, loss_scale)
+        self.eval_step = steps.make_eval_step(strategy, self.model, config)
+        self.states = steps.scatter_states(strategy, self.carried_states)
+
+    def save(self):
+        """Checkpoints the current step, with the carried states."""
+        self.carried_states.assign(steps.gather_states(self.strategy, self.states))
+        self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def evaluate(self, dataset):
+        """Mean validation loss in nats/char over the whole split."""
+        states = steps.zero_states(self.strategy, self.config)
+        nats = chars = 0.0
+        for batch in dataset:
+            batch_nats, batch_chars, states = self.eval_step(batch, states)
+            nats += float(batch_nats)
+            chars += float(batch_chars)
+        return nats / chars
