@@ -90,42 +90,43 @@ def _backward_loop(d_hs, dc_last, cs, gates, c0, recurrent_kernel, mask):
     """Walks time backwards; returns (dz for every step, dh0, dc0).
 
     ``d_hs`` is the upstream gradient of every step's h (time, batch, units)
-    and ``dc_last`` that of the final cell state. Everything that does not
-    depend on the carried gradients is computed for all steps at once before
-    the loop, so a step is one fused element-wise kernel and one matmul.
+    and ``dc_last`` that of the final cell state. Each step reads its saved
+    gates and cell states; XLA fuses the element-wise math of a step into one
+    kernel next to its one matmul, and no per-step temporaries are kept.
     """
-    i, f, c_hat, o = tf.split(gates, 4, axis=-1)
-    c_prev = tf.concat([c0[None], cs[:-1]], axis=0)
-    tanh_c = tf.tanh(cs)
-    # dc_t += dh_t * dc_per_dh;  dz = [dc_t * dz_per_dc, dh_t * dzo_per_dh].
-    dc_per_dh = o * (1.0 - tanh_c * tanh_c)
-    dz_per_dc = tf.concat(
-        [c_hat * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - c_hat * c_hat)],
-        axis=-1,
-    )
-    dzo_per_dh = tanh_c * o * (1.0 - o)
-    if mask is not None:
-        # A masked step passes dh and dc straight through to step t - 1.
-        keep = tf.cast(mask, cs.dtype)
-        dc_per_dh, dzo_per_dh = dc_per_dh * keep, dzo_per_dh * keep
-        dz_per_dc = dz_per_dc * keep
-        f = f * keep + (1.0 - keep)
     steps = tf.shape(cs)[0]
     kernel_t = tf.transpose(recurrent_kernel)
 
     def body(t, dh, dc, d_zs):
+        i, f, c_hat, o = tf.split(gates[t], 4, axis=-1)
+        c_tm1 = tf.where(t > 0, cs[tf.maximum(t - 1, 0)], c0)
+        tanh_c = tf.tanh(cs[t])
         dh = dh + d_hs[t]
-        dc = dc + dh * dc_per_dh[t]
-        dz = tf.concat([tf.tile(dc, [1, 3]) * dz_per_dc[t], dh * dzo_per_dh[t]], -1)
-        dh_prev = tf.matmul(dz, kernel_t)
         if mask is not None:
-            dh_prev = dh_prev + dh * (1.0 - keep[t])
-        return t - 1, dh_prev, dc * f[t], d_zs.write(t, dz)
+            # A masked step passes dh and dc straight through to step t - 1.
+            keep = tf.cast(mask[t], dh.dtype)
+            dh_skip, dc_skip = dh * (1.0 - keep), dc * (1.0 - keep)
+            dh, dc = dh * keep, dc * keep
+        dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
+        dz = tf.concat(
+            [
+                dc * c_hat * i * (1.0 - i),
+                dc * c_tm1 * f * (1.0 - f),
+                dc * i * (1.0 - c_hat * c_hat),
+                dh * tanh_c * o * (1.0 - o),
+            ],
+            axis=-1,
+        )
+        dh_prev, dc_prev = tf.matmul(dz, kernel_t), dc * f
+        if mask is not None:
+            dh_prev, dc_prev = dh_prev + dh_skip, dc_prev + dc_skip
+        return t - 1, dh_prev, dc_prev, d_zs.write(t, dz)
 
     _, dh0, dc0, d_zs = tf.while_loop(
         lambda t, *_: t >= 0,
         body,
-        (steps - 1, tf.zeros_like(c0), dc_last, tf.TensorArray(cs.dtype, size=steps)),
+        (steps - 1, tf.zeros_like(c0), dc_last,
+         tf.TensorArray(cs.dtype, size=steps)),
         maximum_iterations=steps,
     )
     return d_zs.stack(), dh0, dc0
@@ -170,6 +171,7 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
         if training:
             hs, cs, gates = forward(*args, mask, store="train")
             c_last = cs[-1]
+            args[0] = None  # The backward pass needs no zx: free it early.
         else:
             store = "outputs" if all_outputs else "last"
             hs, c_last = forward(*args, mask, store=store)
