@@ -278,7 +278,14 @@ def benchmark_config(name, config, args, peak):
         if not args.no_memory and (not args.quick or name == args.configs[0]):
             row.update(peak_memory_mb(impl, name, args.quick))
         rows[impl] = row
+    from keras_lstm import dispatch
+
+    infer_path = ours.implementation_path
+    if infer_path == "fused" and dispatch.inference_prefers_step(
+            config.features, config.units):
+        infer_path = "step"
     return {"config": config._asdict(), "path": ours.implementation_path,
+            "infer_path": infer_path,
             "max_abs_output_diff_vs_keras": diff, "results": rows}
 
 
