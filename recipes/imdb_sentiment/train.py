@@ -51,9 +51,9 @@ def check_same_run(config, model_dir):
     )
     if changed:
         raise UsageError(
-            f"--model_dir already holds a run with other settings, which its "
-            f"checkpoints would not fit; use a new --model_dir or the same "
-            f"flags. Received: "
+            "--model_dir already holds a run with other settings, which its "
+            "checkpoints would not fit; use a new --model_dir or the same "
+            "flags. Received: "
             + ", ".join(
                 f"{name}={current.get(name)!r} (saved: {saved.get(name)!r})"
                 for name in changed
