@@ -132,12 +132,71 @@ def _backward_loop(d_hs, dc_last, cs, gates, c0, recurrent_kernel, mask):
     return d_zs.stack(), dh0, dc0
 
 
+def _backward_loop_vectorized(d_hs, dc_last, cs, gates, c0, recurrent_kernel, mask):
+    """`_backward_loop` with the per-step factors computed for all steps first.
+
+    Everything that does not depend on the carried gradients is computed in
+    a few large element-wise ops before the loop, so each step does the
+    least work; it costs 6·units floats per step and batch element of extra
+    memory, worth it for small states (see `_BACKWARD_VECTORIZED_MAX_UNITS`).
+    """
+    i, f, c_hat, o = tf.split(gates, 4, axis=-1)
+    c_prev = tf.concat([c0[None], cs[:-1]], axis=0)
+    tanh_c = tf.tanh(cs)
+    # dc_t += dh_t * dc_per_dh;  dz = [dc_t * dz_per_dc, dh_t * dzo_per_dh].
+    dc_per_dh = o * (1.0 - tanh_c * tanh_c)
+    dz_per_dc = tf.concat(
+        [c_hat * i * (1.0 - i), c_prev * f * (1.0 - f),
+         i * (1.0 - c_hat * c_hat)],
+        axis=-1,
+    )
+    dzo_per_dh = tanh_c * o * (1.0 - o)
+    if mask is not None:
+        # A masked step passes dh and dc straight through to step t - 1.
+        keep = tf.cast(mask, cs.dtype)
+        dc_per_dh, dzo_per_dh = dc_per_dh * keep, dzo_per_dh * keep
+        dz_per_dc = dz_per_dc * keep
+        f = f * keep + (1.0 - keep)
+    steps = tf.shape(cs)[0]
+    kernel_t = tf.transpose(recurrent_kernel)
+
+    def body(t, dh, dc, d_zs):
+        dh = dh + d_hs[t]
+        dc = dc + dh * dc_per_dh[t]
+        dz = tf.concat(
+            [tf.tile(dc, [1, 3]) * dz_per_dc[t], dh * dzo_per_dh[t]], -1
+        )
+        dh_prev = tf.matmul(dz, kernel_t)
+        if mask is not None:
+            dh_prev = dh_prev + dh * (1.0 - keep[t])
+        return t - 1, dh_prev, dc * f[t], d_zs.write(t, dz)
+
+    _, dh0, dc0, d_zs = tf.while_loop(
+        lambda t, *_: t >= 0,
+        body,
+        (steps - 1, tf.zeros_like(c0), dc_last,
+         tf.TensorArray(cs.dtype, size=steps)),
+        maximum_iterations=steps,
+    )
+    return d_zs.stack(), dh0, dc0
+
+
 _forward_loop_xla = tf.function(
     _forward_loop, jit_compile=True, autograph=False
 )
 _backward_loop_xla = tf.function(
     _backward_loop, jit_compile=True, autograph=False
 )
+_backward_loop_vectorized_xla = tf.function(
+    _backward_loop_vectorized, jit_compile=True, autograph=False
+)
+
+# Up to this many units the backward pass precomputes its per-step factors
+# (`_backward_loop_vectorized`): measured in one process (training step,
+# x keras) at imdb (64 units) 1.05 vs 0.97, long (32) 1.82 vs 1.48, and at
+# charlm (256) 1.48 vs 1.57; small states are bound by per-step work, large
+# ones by memory traffic, and the factors cost 6·units floats per step.
+_BACKWARD_VECTORIZED_MAX_UNITS = 128
 
 
 def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
@@ -161,7 +220,12 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
         all_outputs), and c_last: (batch, units) the final cell state.
     """
     forward = _forward_loop_xla if use_xla else _forward_loop
-    backward = _backward_loop_xla if use_xla else _backward_loop
+    units = h0.shape[-1]
+    if units is not None and units <= _BACKWARD_VECTORIZED_MAX_UNITS:
+        backward = (_backward_loop_vectorized_xla if use_xla
+                    else _backward_loop_vectorized)
+    else:
+        backward = _backward_loop_xla if use_xla else _backward_loop
 
     @tf.custom_gradient
     def core(zx, h0, c0, recurrent_kernel):

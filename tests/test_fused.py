@@ -265,3 +265,28 @@ def test_mirrored_strategy_two_cpus(tmp_path):
     fast, slow = np.load(tmp_path / "fused.npy"), np.load(tmp_path / "step.npy")
     assert not np.allclose(fast, 0)
     np.testing.assert_allclose(fast, slow, atol=1e-5)
+
+
+@pytest.mark.parametrize("mask", [None, "holes", "empty_row"])
+def test_both_backward_loops_agree(monkeypatch, mask):
+    # Small states precompute the backward factors, large ones read the
+    # saved gates per step; both must give the same gradients.
+    args = [random_array(BATCH, STEPS, FEATURES)]
+    args += [random_array(BATCH, UNITS, seed=s) for s in (2, 3)]
+    args += [random_array(FEATURES, 4 * UNITS, seed=4) * 0.5,
+             random_array(UNITS, 4 * UNITS, seed=5) * 0.5,
+             random_array(4 * UNITS, seed=6)]
+    args = [tf.constant(a) for a in args]
+    mask = None if mask is None else tf.constant(np.array(MASKS[mask], bool))
+
+    def gradients(max_units):
+        monkeypatch.setattr(fused, "_BACKWARD_VECTORIZED_MAX_UNITS", max_units)
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            out = fused.fused_lstm(*args, mask=mask, go_backwards=True)
+            loss = tf.reduce_sum(out[1] * random_array(*out[1].shape, seed=9))
+            loss += tf.reduce_sum(out[2][1] * 3.0)
+        return tape.gradient(loss, args)
+
+    for a, b in zip(gradients(UNITS), gradients(0)):
+        np.testing.assert_allclose(a, b, atol=1e-12)
