@@ -251,11 +251,11 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
             d_zs, dh0, dc0 = backward(
                 d_hs, dc_last, saved_cs, saved_gates, args[2], args[3], mask
             )
-            units = tf.shape(h0)[-1]
+            size = tf.shape(h0)[-1]
             h_prev = tf.concat([args[1][None], all_hs[:-1]], axis=0)
-            d_kernel = tf.matmul(
-                tf.reshape(h_prev, [-1, units]),
-                tf.reshape(d_zs, [-1, 4 * units]),
+            d_kernel = tf.matmul(  # All steps at once: (U, T·B)·(T·B, 4U).
+                tf.reshape(h_prev, [-1, size]),
+                tf.reshape(d_zs, [-1, 4 * size]),
                 transpose_a=True,
             )
             return d_zs, dh0, dc0, d_kernel
