@@ -10,6 +10,7 @@ from recipes.char_lm import input_pipeline
 from recipes.char_lm.vocab import OOV_ID
 from recipes.char_lm.vocab import OOV_TEXT
 from recipes.char_lm.vocab import Vocabulary
+from recipes.common import tfds_access
 from recipes.common.errors import UsageError
 
 TEXT = "To be, or not to be: that is the question.\n" * 20
@@ -151,7 +152,7 @@ def test_evaluation_covers_every_character_once(stateful):
 def test_load_tfds_text_with_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 
-    monkeypatch.setattr(input_pipeline, "internet_reachable", lambda: True)
+    monkeypatch.setattr(tfds_access, "host_resolves", lambda *args: True)
     with tfds.testing.mock_data(num_examples=2):
         text = input_pipeline.load_tfds_text("tiny_shakespeare")
     assert isinstance(text, str) and len(text) > 20
@@ -164,7 +165,7 @@ def test_load_tfds_text_offline_names_text_file(monkeypatch):
         raise ConnectionError("Failed to resolve 'storage.googleapis.com'")
 
     monkeypatch.setattr(tfds, "load", unreachable)
-    monkeypatch.setattr(input_pipeline, "internet_reachable", lambda: True)
+    monkeypatch.setattr(tfds_access, "host_resolves", lambda *args: True)
     with pytest.raises(UsageError, match="could not load the TFDS dataset "
                        "'tiny_shakespeare' \\(ConnectionError.*--text_file=PATH"):
         input_pipeline.load_tfds_text("tiny_shakespeare")
@@ -193,7 +194,7 @@ def test_load_tfds_text_offline_fails_fast_without_downloading(monkeypatch, tmp_
         raise AssertionError("tfds.load called although offline")
 
     monkeypatch.setattr(tfds, "load", must_not_download)
-    monkeypatch.setattr(input_pipeline, "internet_reachable", lambda: False)
+    monkeypatch.setattr(tfds_access, "host_resolves", lambda *args: False)
     with pytest.raises(UsageError, match="not prepared .* internet is "
                        "unreachable; pass --text_file=PATH"):
         input_pipeline.load_tfds_text("tiny_shakespeare", str(tmp_path))

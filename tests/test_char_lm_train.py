@@ -13,6 +13,7 @@ import tensorflow as tf
 from recipes.char_lm import train
 from recipes.char_lm import trainer
 from recipes.char_lm.config import debug_config
+from recipes.common import tfds_access
 from recipes.common.errors import UsageError
 
 SHORT_TEXT = (
@@ -132,7 +133,7 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path, text_file, statefu
 def test_tfds_mock_data_run(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
 
-    monkeypatch.setattr(train.input_pipeline, "internet_reachable", lambda: True)
+    monkeypatch.setattr(tfds_access, "host_resolves", lambda *args: True)
 
     with tfds.testing.mock_data(num_examples=4):
         metrics = train.train_and_evaluate(
@@ -147,7 +148,7 @@ def test_tfds_unreachable_names_text_file_and_writes_nothing(tmp_path, monkeypat
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(tfds, "load", offline)
-    monkeypatch.setattr(train.input_pipeline, "internet_reachable", lambda: True)
+    monkeypatch.setattr(tfds_access, "host_resolves", lambda *args: True)
     model_dir = tmp_path / "run"
     with pytest.raises(UsageError, match="--text_file=PATH"):
         train.train_and_evaluate(debug_config(), str(model_dir))

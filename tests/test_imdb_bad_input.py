@@ -9,6 +9,7 @@ import sys
 import pytest
 import tensorflow_datasets as tfds
 
+from recipes.common import tfds_access
 from recipes.common.errors import UsageError
 from recipes.imdb_sentiment import config as config_lib
 from recipes.imdb_sentiment import train
@@ -95,6 +96,7 @@ def test_tfds_unreachable(monkeypatch, model_dir):
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(tfds, "load", offline)
+    monkeypatch.setattr(tfds_access, "host_resolves", lambda *args: True)
     _assert_refused(_config(), model_dir, "imdb_reviews.*--data_dir=PATH/aclImdb.*--csv_file=PATH.csv")
 
 

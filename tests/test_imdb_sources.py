@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from recipes.common import tfds_access
 from recipes.common.errors import UsageError
 from recipes.imdb_sentiment import sources
 from recipes.imdb_sentiment.config import Config
@@ -113,7 +114,8 @@ def test_csv_missing_file(tmp_path):
         sources.read_csv(str(tmp_path / "none.csv"), seed=0)
 
 
-def test_tfds_reads_mock_imdb_reviews():
+def test_tfds_reads_mock_imdb_reviews(monkeypatch):
+    monkeypatch.setattr(tfds_access, "host_resolves", lambda *args: True)
     with tfds.testing.mock_data(num_examples=6):
         splits = sources.read_tfds()
     assert {name: len(r) for name, r in splits.items()} == {"train": 6, "test": 6}
@@ -126,12 +128,28 @@ def test_tfds_unreachable_names_the_local_flags(monkeypatch):
         raise ConnectionError("Failed to resolve 'ai.stanford.edu'")
 
     monkeypatch.setattr(tfds, "load", offline)
+    monkeypatch.setattr(tfds_access, "host_resolves", lambda *args: True)
     with pytest.raises(UsageError) as error:
         sources.read_reviews(Config())
     message = str(error.value)
     assert "could not load the TFDS dataset imdb_reviews" in message
     assert "--data_dir" in message and "--csv_file" in message
     assert "ConnectionError: Failed to resolve" in message
+
+
+def test_tfds_offline_fails_fast_without_downloading(monkeypatch, tmp_path):
+    def must_not_download(*args, **kwargs):
+        raise AssertionError("tfds.load called although offline")
+
+    monkeypatch.setattr(tfds, "load", must_not_download)
+    monkeypatch.setattr(tfds_access, "host_resolves", lambda *args: False)
+    with pytest.raises(UsageError) as error:
+        sources.read_reviews(Config(tfds_data_dir=str(tmp_path)))
+    message = str(error.value)
+    assert "imdb_reviews (it is not prepared" in message
+    assert "internet is unreachable" in message
+    assert "--data_dir=PATH/aclImdb" in message and "--csv_file=PATH.csv" in message
+    assert f"Received: tfds_data_dir={str(tmp_path)!r}" in message
 
 
 def test_data_dir_and_csv_file_together():

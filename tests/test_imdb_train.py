@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from recipes.common import tfds_access
 from recipes.imdb_sentiment import checkpoints
 from recipes.imdb_sentiment import config as config_lib
 from recipes.imdb_sentiment import predict
@@ -183,7 +184,8 @@ def test_finished_run_rerun_trains_no_more(resumed_run, capsys):
     assert metrics["test_accuracy"] == pytest.approx(resumed_run["metrics"]["test_accuracy"])
 
 
-def test_mock_tfds_with_buckets_and_the_keras_cell(tmp_path):
+def test_mock_tfds_with_buckets_and_the_keras_cell(tmp_path, monkeypatch):
+    monkeypatch.setattr(tfds_access, "host_resolves", lambda *args: True)
     config = tiny_config(cell="keras", bucket_by_length=True, epochs=1)
     with tfds.testing.mock_data(num_examples=8):
         metrics = train.train_and_evaluate(config, str(tmp_path / "run"))

@@ -16,11 +16,11 @@ Two layouts, both (batch, seq_len) windows of ids with targets shifted by one:
 """
 
 import os
-import socket
 
 import numpy as np
 import tensorflow as tf
 
+from recipes.common import tfds_access
 from recipes.common.errors import UsageError
 
 
@@ -59,9 +59,8 @@ def load_tfds_text(name, data_dir=""):
     way_out = (f"pass --text_file=PATH to train on a local UTF-8 text file, or "
                f"--data_dir=DIR where the dataset is already prepared. "
                f"Received: data_dir={data_dir!r}")
-    # Offline, tfds.load retries its download for minutes before failing:
-    # if the data would have to be downloaded, check first that it can be.
-    if not _is_prepared(tfds, name, data_dir) and not internet_reachable():
+    # Offline, tfds.load retries its download for minutes before failing.
+    if not tfds_access.can_load(name, data_dir):
         raise UsageError(
             f"could not load the TFDS dataset {name!r}: it is not prepared in "
             f"the TFDS data directory and the internet is unreachable; {way_out}")
@@ -82,23 +81,6 @@ def load_tfds_text(name, data_dir=""):
             f"{str(error)[:200]}). Without internet access, {way_out}"
         ) from None
     return "".join(parts)
-
-
-def _is_prepared(tfds, name, data_dir):
-    """Whether TFDS already holds the dataset locally (no download needed)."""
-    try:
-        return tfds.builder(name, data_dir=data_dir or None).is_prepared()
-    except Exception:  # noqa: BLE001 - unknown name etc.: let tfds.load say.
-        return True
-
-
-def internet_reachable(host="storage.googleapis.com", timeout=5.0):
-    """Whether a TCP connection to `host` (TFDS's data store) succeeds."""
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def split_text(text, validation_fraction, seq_len, source):

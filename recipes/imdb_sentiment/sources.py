@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from recipes.common import tfds_access
 from recipes.common.errors import UsageError
 
 POSITIVE_LABELS = ("positive", "pos", "1")
@@ -154,20 +155,36 @@ def _load_tfds_split(name, split, data_dir):
     return _reviews(texts, labels)
 
 
+def _tfds_unavailable(reason, received):
+    return UsageError(
+        f"could not load the TFDS dataset imdb_reviews ({reason}); give the "
+        "reviews as files instead with --data_dir=PATH/aclImdb (folders "
+        "train/pos, train/neg, test/pos, test/neg) or --csv_file=PATH.csv "
+        f"(columns review,sentiment). Received: {received}"
+    )
+
+
 def read_tfds(tfds_data_dir=""):
-    """Loads TFDS `imdb_reviews` (downloading it the first time)."""
+    """Loads TFDS `imdb_reviews` (downloading it the first time).
+
+    Offline, and with the dataset not yet prepared, this fails at once
+    instead of after minutes of TFDS download retries.
+    """
+    if not tfds_access.can_load("imdb_reviews", tfds_data_dir):
+        raise _tfds_unavailable(
+            "it is not prepared in the TFDS data directory and the internet "
+            "is unreachable",
+            f"tfds_data_dir={tfds_data_dir!r}",
+        )
     try:
         return {
             split: _load_tfds_split("imdb_reviews", split, tfds_data_dir or None)
             for split in CSV_SPLITS
         }
     except Exception as error:  # Offline, blocked or a broken cache: any cause.
-        raise UsageError(
-            "could not load the TFDS dataset imdb_reviews (offline, or its "
-            "download failed); give the reviews as files instead with "
-            "--data_dir=PATH/aclImdb (folders train/pos, train/neg, test/pos, "
-            "test/neg) or --csv_file=PATH.csv (columns review,sentiment). "
-            f"Received: {type(error).__name__}: {str(error)[:300]}"
+        raise _tfds_unavailable(
+            "offline, or its download failed",
+            f"{type(error).__name__}: {str(error)[:300]}",
         ) from error
 
 
