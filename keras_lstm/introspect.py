@@ -11,7 +11,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
-from tensorflow.core.framework import summary_pb2
 
 from keras_lstm import validation
 from keras_lstm.cell import GateValues
@@ -225,22 +224,6 @@ def gate_heatmaps(trace, names=("f", "i", "o", "c"), cell_pixels=None):
     return images
 
 
-def write_image_summary(tag, images, step, description=""):
-    """Writes uint8 images (n, height, width, 3) as one TensorBoard image.
-
-    The record is what `tf.summary.image` writes (PNG strings after the width
-    and height, under the "images" plugin), made with core TensorFlow only,
-    because `tf.summary.image` needs the separate tensorboard package.
-    Writes to the default `tf.summary` writer.
-    """
-    metadata = summary_pb2.SummaryMetadata(summary_description=description)
-    metadata.plugin_data.plugin_name = "images"
-    height, width = images.shape[1:3]
-    pngs = [tf.io.encode_png(image) for image in images]
-    tensor = tf.stack([tf.as_string(width), tf.as_string(height), *pngs])
-    return tf.summary.write(tag, tensor, step=step, metadata=metadata)
-
-
 class GateHeatmapCallback(keras.callbacks.Callback):
     """Writes gate heatmaps of a fixed example to TensorBoard every n epochs.
 
@@ -338,11 +321,13 @@ class GateHeatmapCallback(keras.callbacks.Callback):
                                   if p)
                 images = gate_heatmaps(trace, self.gates, self.cell_pixels)
                 for name, batch in images.items():
-                    write_image_summary(
+                    tf.summary.image(
                         f"{prefix}/{name}",
                         batch,
-                        step,
-                        f"{name}: rows are units, columns are time steps",
+                        step=step,
+                        max_outputs=len(batch),
+                        description=f"{name}: rows are units, columns are "
+                        "time steps",
                     )
         self._writer.flush()
 

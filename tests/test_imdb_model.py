@@ -1,10 +1,13 @@
 """The IMDB classifier: padding is ignored, and both cells compute the same thing."""
 
 import dataclasses
+import glob
+import os
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_lstm
 from recipes.common.errors import UsageError
@@ -68,7 +71,48 @@ def test_unknown_cell_and_pooling_are_refused():
         model_lib.check_pooling("median")
 
 
-def test_histogram_tensor_follows_tensorboards_layout():
-    values = np.array([0.0, 0.0, 1.0, 3.0])
-    table = callbacks.histogram_tensor(values, buckets=3)
-    np.testing.assert_allclose(table, [[0, 1, 2], [1, 2, 1], [2, 3, 1]])
+def _records(log_dir):
+    """{tag: (plugin name, step, value)} of the summaries in log_dir."""
+    found = {}
+    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                found[value.tag] = (value.metadata.plugin_data.plugin_name, event.step,
+                                    tf.make_ndarray(value.tensor))
+    return found
+
+
+def test_epoch_summaries_write_curves_and_weight_histograms(tmp_path):
+    classifier = model_lib.build_classifier(_config(), 30)
+    model_lib.compile_classifier(classifier, learning_rate=0.01, clipnorm=0.0)
+    writer = callbacks.EpochSummaries(str(tmp_path))
+    writer.set_model(classifier)
+    writer.on_epoch_end(2, {"loss": 0.5, "accuracy": 0.75, "val_loss": 0.625, "val_accuracy": 0.5})
+    writer.on_train_end()
+    train = _records(str(tmp_path / "train"))
+    assert {tag: (plugin, step, float(value)) for tag, (plugin, step, value) in train.items()} == {
+        "epoch_loss": ("scalars", 2, 0.5),
+        "epoch_accuracy": ("scalars", 2, 0.75),
+        "epoch_learning_rate": ("scalars", 2, pytest.approx(0.01)),
+    }
+    validation = _records(str(tmp_path / "validation"))
+    assert {tag: float(value) for tag, (_, _, value) in validation.items()} == {
+        "epoch_loss": 0.625, "epoch_accuracy": 0.5}
+    weights = _records(str(tmp_path / "weights"))
+    for weight in classifier.weights:
+        plugin, step, table = weights[weight.path]
+        values = keras.ops.convert_to_numpy(weight)
+        # Rows [left edge, right edge, count] spanning the values, counting each once.
+        assert (plugin, step, table.shape) == ("histograms", 2, (callbacks.HISTOGRAM_BUCKETS, 3))
+        assert table[:, 2].sum() == values.size
+        np.testing.assert_allclose([table[0, 0], table[-1, 1]], [values.min(), values.max()], rtol=1e-6)
+    layers = dict(callbacks.named_lstm_layers(classifier))
+    assert layers
+    for name, layer in layers.items():
+        bias = np.split(keras.ops.convert_to_numpy(layer.cell.bias), 4)
+        for gate, values in zip("ifco", bias):
+            table = weights[f"gate_bias/{name}/{gate}"][2]
+            assert table[:, 2].sum() == layer.units
+            np.testing.assert_allclose([table[0, 0], table[-1, 1]], [values.min(), values.max()])
+        # Keras starts the forget gate's bias at 1, the others at 0.
+        assert weights[f"gate_bias/{name}/f"][2][0, 0] == 1.0

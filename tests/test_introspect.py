@@ -196,6 +196,22 @@ def test_callback_on_bidirectional_layer_object(tmp_path):
         UNITS * scale, STEPS * scale, 3)
 
 
+def test_callback_writes_one_image_per_example_beyond_three(tmp_path):
+    # tf.summary.image keeps 3 images unless told otherwise.
+    x = np.concatenate([inputs(1), inputs(2), inputs(3)])  # 6 examples.
+    layer = keras_lstm.LSTM(UNITS, name="lstm")
+    model = keras.Sequential([keras.Input((STEPS, FEATURES)), layer])
+    callback = keras_lstm.GateHeatmapCallback(layer, x, str(tmp_path),
+                                              gates=("o",), cell_pixels=2)
+    callback.set_model(model)
+    callback.write(0)
+    found = read_images(str(tmp_path))
+    trace = keras_lstm.gate_trace(layer, x)
+    expected = introspect.gate_heatmaps(trace, ("o",), cell_pixels=2)["o"]
+    assert list(found) == [("gates/lstm/o", 0)] and len(expected) == 6
+    np.testing.assert_array_equal(found["gates/lstm/o", 0], expected)
+
+
 def test_callback_argument_errors():
     with pytest.raises(ValueError, match="Received: gates=\\('f', 'x'\\)"):
         keras_lstm.GateHeatmapCallback("lstm", inputs(), "/tmp/x",

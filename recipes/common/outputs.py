@@ -40,7 +40,6 @@ def log_config_text(log_dir, config):
     rows += [f"| {key} | `{value}` |" for key, value in sorted(config.items())]
     writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default():
-        # Core-TF record: tf.summary.text needs the tensorboard package.
         write_text("config", "\n".join(rows), step=0)
     writer.flush()
     writer.close()

@@ -1,15 +1,14 @@
-"""TensorBoard logging of a training run, written with core TensorFlow.
+"""TensorBoard logging of a training run: curves, weight histograms, heatmaps.
 
-Keras's TensorBoard callback needs the separate tensorboard package, which
-TensorFlow no longer installs; `EpochSummaries` writes the same records
-through `recipes.common.summaries` (scalars) and `write_histogram` below, so a
-run logs whether or not tensorboard is installed.
+`EpochSummaries` writes what Keras's TensorBoard callback shows of a run
+(one point per epoch, in train/ and validation/ folders) and adds a
+histogram per LSTM gate bias; `gate_heatmap_callback` draws the first LSTM's
+gates over a few validation reviews.
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 import keras_lstm
 
@@ -19,22 +18,6 @@ HISTOGRAM_BUCKETS = 30
 # Heatmaps show this many reviews, cut to this many tokens (time runs across).
 HEATMAP_REVIEWS = 2
 HEATMAP_TOKENS = 100
-
-
-def histogram_tensor(values, buckets=HISTOGRAM_BUCKETS):
-    """(buckets, 3) float64 rows [left edge, right edge, count]: TensorBoard's layout."""
-    values = np.asarray(values, dtype=np.float64).ravel()
-    counts, edges = np.histogram(values, bins=buckets)
-    return np.stack([edges[:-1], edges[1:], counts.astype(np.float64)], axis=1)
-
-
-def write_histogram(tag, values, step):
-    """A histogram of `values` on the Histograms dashboard (default writer)."""
-    metadata = summary_pb2.SummaryMetadata()
-    metadata.plugin_data.plugin_name = "histograms"
-    return tf.summary.write(
-        tag, histogram_tensor(values), step=step, metadata=metadata
-    )
 
 
 def named_lstm_layers(model):
@@ -88,12 +71,18 @@ class EpochSummaries(keras.callbacks.Callback):
                     summaries.write_scalar(f"epoch_{name[4:]}", value, epoch)
         with self._writer("weights").as_default():
             for weight in self.model.weights:
-                write_histogram(weight.path, keras.ops.convert_to_numpy(weight), epoch)
+                tf.summary.histogram(
+                    weight.path, keras.ops.convert_to_numpy(weight), epoch,
+                    buckets=HISTOGRAM_BUCKETS,
+                )
             for name, layer in named_lstm_layers(self.model):
                 gates = getattr(layer.cell, "gate_order", keras_lstm.GATE_ORDER)
                 bias = keras.ops.convert_to_numpy(layer.cell.bias)
                 for gate, values in zip(gates, np.split(bias, len(gates))):
-                    write_histogram(f"gate_bias/{name}/{gate}", values, epoch)
+                    tf.summary.histogram(
+                        f"gate_bias/{name}/{gate}", values, epoch,
+                        buckets=HISTOGRAM_BUCKETS,
+                    )
         for writer in self._writers.values():
             writer.flush()
 
