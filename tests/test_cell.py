@@ -7,30 +7,16 @@ import pytest
 import keras_lstm
 from numpy_reference import lstm_reference
 from numpy_reference import lstm_step
+from random_data import randomize, random_inputs
 
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 4, 6
 ATOL = 1e-5
-
-
-def randomize(layer, seed=0, scale=0.5):
-    """Gives `layer` random non-default weights and returns them."""
-    rng = np.random.default_rng(seed)
-    weights = [
-        (scale * rng.standard_normal(w.shape)).astype("float32")
-        for w in layer.get_weights()
-    ]
-    layer.set_weights(weights)
-    return weights
 
 
 def built_cell(input_dim=FEATURES, **kwargs):
     cell = keras_lstm.LSTMCell(UNITS, **kwargs)
     cell.build((None, input_dim))
     return cell
-
-
-def random_inputs(*shape, seed=1):
-    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
 
 
 def weights_with_bias(weights):

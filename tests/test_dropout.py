@@ -15,6 +15,7 @@ import tensorflow as tf
 
 import keras_lstm
 from numpy_reference import lstm_reference
+from random_data import random_inputs, build_random
 
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 4, 6
 ATOL = 1e-5
@@ -27,22 +28,6 @@ PATHS = [("auto", False), ("step", False), ("step", True)]
 def implementation(request):
     """The layer's own path choice, and the plain step loop."""
     return request.param
-
-
-def random_inputs(*shape, seed=1):
-    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
-
-
-def build_random(layer, input_shape, seed=0, scale=0.5):
-    """Builds `layer`, gives it random weights and returns them."""
-    layer.build(input_shape)
-    rng = np.random.default_rng(seed)
-    weights = [
-        (scale * rng.standard_normal(w.shape)).astype("float32")
-        for w in layer.get_weights()
-    ]
-    layer.set_weights(weights)
-    return weights
 
 
 def _candidate_masks(size, rate):

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import keras_lstm
+from random_data import random_weights
 
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 4, 6
 ATOL = 1e-5
@@ -50,14 +51,6 @@ CASES = {
 
 def random_array(*shape, seed=1):
     return np.random.default_rng(seed).standard_normal(shape).astype("float32")
-
-
-def random_weights(layer, seed=0, scale=0.5):
-    rng = np.random.default_rng(seed)
-    return [
-        (scale * rng.standard_normal(w.shape)).astype("float32")
-        for w in layer.get_weights()
-    ]
 
 
 def twin_layers(make_ours, make_keras, input_shape, ours_first):

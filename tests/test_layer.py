@@ -8,6 +8,7 @@ import pytest
 
 import keras_lstm
 from numpy_reference import lstm_reference
+from random_data import random_inputs, build_random
 
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 4, 6
 ATOL = 1e-5
@@ -28,22 +29,6 @@ def implementation(request):
 
 # (implementation, unroll): an unrolled loop is always the step path.
 PATHS = [("auto", False), ("step", False), ("step", True)]
-
-
-def random_inputs(*shape, seed=1):
-    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
-
-
-def build_random(layer, input_shape, seed=0, scale=0.5):
-    """Builds `layer`, gives it random weights and returns them."""
-    layer.build(input_shape)
-    rng = np.random.default_rng(seed)
-    weights = [
-        (scale * rng.standard_normal(w.shape)).astype("float32")
-        for w in layer.get_weights()
-    ]
-    layer.set_weights(weights)
-    return weights
 
 
 def assert_matches_reference(result, reference, return_sequences, return_state):

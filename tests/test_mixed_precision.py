@@ -6,15 +6,12 @@ import pytest
 import tensorflow as tf
 
 import keras_lstm
+from random_data import random_inputs
 
 BATCH, STEPS, FEATURES, UNITS = 4, 6, 3, 5
 POLICIES = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 # bfloat16 keeps 8 bits of mantissa, float16 11; outputs lie in (-1, 1).
 TOLERANCE = {"mixed_bfloat16": 5e-2, "mixed_float16": 5e-3}
-
-
-def random_inputs(*shape, seed=1):
-    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
 
 
 def dtype_name(x):

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import keras_lstm
+from random_data import random_inputs
 
 STEPS, FEATURES, UNITS = 5, 4, 6
 
@@ -44,10 +45,6 @@ NON_DEFAULT_LAYER_ARGS = dict(
     unroll=True,
     use_cudnn=False,
 )
-
-
-def random_inputs(*shape, seed=1):
-    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
 
 
 def comparable(config):

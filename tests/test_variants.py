@@ -7,6 +7,7 @@ import pytest
 import keras_lstm
 from numpy_reference import sigmoid
 from numpy_reference import split_gates
+from random_data import randomize
 
 BATCH, STEPS, FEATURES, UNITS, PROJ = 3, 5, 4, 6, 3
 ATOL = 1e-5
@@ -80,14 +81,6 @@ def run(step, x, weights, h_size=UNITS):
 def inputs(seed=1):
     rng = np.random.default_rng(seed)
     return rng.standard_normal((BATCH, STEPS, FEATURES)).astype("float32")
-
-
-def randomize(layer, seed=0):
-    rng = np.random.default_rng(seed)
-    weights = [(0.5 * rng.standard_normal(w.shape)).astype("float32")
-               for w in layer.get_weights()]
-    layer.set_weights(weights)
-    return weights
 
 
 def built(layer_class, *args, **kwargs):
