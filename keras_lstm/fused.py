@@ -19,10 +19,13 @@ per-op dispatch cost that dominates LSTMs of recipe size on CPU.
 Masks follow `keras.layers.RNN` exactly: a masked step keeps both states and
 repeats the previous output (zeros with ``zero_output_for_mask``, which
 `keras.layers.Bidirectional` sets); the output before the first unmasked step
-is zeros. The math is float32 inside (float64 if the inputs are float64)
-whatever the layer's compute dtype: under mixed precision the inputs and the
-weights arrive in float16/bfloat16 (Keras autocasts the float32 variables),
-are widened, and only the results are rounded back, once, at the end.
+is zeros. Under mixed precision the inputs and the weights arrive in
+float16/bfloat16 (Keras autocasts the float32 variables): the input projection,
+the one large matmul, is computed in that low precision; the recurrence is
+widened to float32 (as cuDNN accumulates its half-precision LSTM), since
+rounding the carried cell state every step compounds over long sequences, and
+only the results are rounded back, once, at the end. float64 layers stay
+float64 throughout.
 """
 
 import tensorflow as tf
@@ -302,17 +305,20 @@ def fused_lstm(
     """
     out_dtype = inputs.dtype
     dtype = tf.float64 if out_dtype == tf.float64 else tf.float32
-    x = tf.transpose(tf.cast(inputs, dtype), [1, 0, 2])  # (T, B, F)
+    x = tf.transpose(inputs, [1, 0, 2])  # (T, B, F), the compute dtype
     if mask is not None:
         mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]  # (T, B, 1)
     if go_backwards:
         x = tf.reverse(x, [0])
         mask = None if mask is None else tf.reverse(mask, [0])
     steps, batch = tf.shape(x)[0], tf.shape(x)[1]
-    zx = tf.matmul(tf.reshape(x, [steps * batch, -1]), tf.cast(kernel, dtype))
+    # The input projection for all steps at once, in the compute dtype.
+    zx = tf.matmul(
+        tf.reshape(x, [steps * batch, -1]), tf.cast(kernel, out_dtype)
+    )
     if bias is not None:
-        zx = zx + tf.cast(bias, dtype)
-    zx = tf.reshape(zx, [steps, batch, -1])  # (T, B, 4U)
+        zx = zx + tf.cast(bias, out_dtype)
+    zx = tf.cast(tf.reshape(zx, [steps, batch, -1]), dtype)  # (T, B, 4U)
     hs, c_last = recurrence(
         zx,
         tf.cast(h0, dtype),

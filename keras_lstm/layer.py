@@ -196,7 +196,8 @@ class LSTM(keras.layers.RNN):
           hand-written backward) for the same activations without
           recurrent_dropout or unroll, with any mask, go_backwards,
           return_sequences/return_state, initial_state, stateful, dropout,
-          use_bias, mixed precision (computes in float32).
+          use_bias, mixed precision (the input projection in the low
+          precision, the recurrence in float32).
         - "step" (the cell one step at a time) otherwise, or when
           implementation="step". With implementation="auto", inference calls
           (training=False) on CPU whose input has more features than units

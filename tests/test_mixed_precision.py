@@ -55,6 +55,23 @@ def test_computes_in_low_precision_with_float32_variables(policy, masked):
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("implementation", ["fused", "step"])
+def test_matmuls_run_in_the_low_precision(policy, implementation):
+    """The traced graph multiplies the inputs by the kernel in 16 bits."""
+    keras.mixed_precision.set_global_policy(policy)
+    layer = keras_lstm.LSTM(UNITS, implementation=implementation)
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    layer(x)  # Builds the layer outside the traced function.
+    graph = tf.function(layer).get_concrete_function(x).graph
+    matmul_dtypes = {
+        op.get_attr("T").name
+        for op in graph.get_operations()
+        if op.type in ("MatMul", "BatchMatMulV2")
+    }
+    assert POLICIES[policy] in matmul_dtypes, matmul_dtypes
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_initial_state_in_float32_is_accepted(policy):
     keras.mixed_precision.set_global_policy(policy)
     layer = keras_lstm.LSTM(UNITS)
