@@ -89,6 +89,21 @@ def _forward_loop(zx, h0, c0, recurrent_kernel, mask, store="train"):
     return h_last[None], c_last
 
 
+def _walk_back_in_time(body, steps, c0, dc_last):
+    """Runs a backward step `body(t, dh, dc, d_zs)` from t = steps - 1 to 0.
+
+    Returns (dz for every step (time, batch, 4 * units), dh0, dc0).
+    """
+    _, dh0, dc0, d_zs = tf.while_loop(
+        lambda t, *_: t >= 0,
+        body,
+        (steps - 1, tf.zeros_like(c0), dc_last,
+         tf.TensorArray(c0.dtype, size=steps)),
+        maximum_iterations=steps,
+    )
+    return d_zs.stack(), dh0, dc0
+
+
 def _backward_loop(d_hs, dc_last, cs, gates, c0, recurrent_kernel, mask):
     """Walks time backwards; returns (dz for every step, dh0, dc0).
 
@@ -125,14 +140,7 @@ def _backward_loop(d_hs, dc_last, cs, gates, c0, recurrent_kernel, mask):
             dh_prev, dc_prev = dh_prev + dh_skip, dc_prev + dc_skip
         return t - 1, dh_prev, dc_prev, d_zs.write(t, dz)
 
-    _, dh0, dc0, d_zs = tf.while_loop(
-        lambda t, *_: t >= 0,
-        body,
-        (steps - 1, tf.zeros_like(c0), dc_last,
-         tf.TensorArray(cs.dtype, size=steps)),
-        maximum_iterations=steps,
-    )
-    return d_zs.stack(), dh0, dc0
+    return _walk_back_in_time(body, steps, c0, dc_last)
 
 
 def _backward_loop_vectorized(d_hs, dc_last, cs, gates, c0, recurrent_kernel, mask):
@@ -174,14 +182,7 @@ def _backward_loop_vectorized(d_hs, dc_last, cs, gates, c0, recurrent_kernel, ma
             dh_prev = dh_prev + dh * (1.0 - keep[t])
         return t - 1, dh_prev, dc * f[t], d_zs.write(t, dz)
 
-    _, dh0, dc0, d_zs = tf.while_loop(
-        lambda t, *_: t >= 0,
-        body,
-        (steps - 1, tf.zeros_like(c0), dc_last,
-         tf.TensorArray(cs.dtype, size=steps)),
-        maximum_iterations=steps,
-    )
-    return d_zs.stack(), dh0, dc0
+    return _walk_back_in_time(body, steps, c0, dc_last)
 
 
 _forward_loop_xla = tf.function(
