@@ -13,19 +13,9 @@ from recipes.common import tfds_access
 from recipes.common.errors import UsageError
 from recipes.imdb_sentiment import config as config_lib
 from recipes.imdb_sentiment import train
+from imdb_data import write_acl_imdb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def write_acl_imdb(root, per_folder=2):
-    for split in ("train", "test"):
-        for label in ("pos", "neg"):
-            folder = os.path.join(root, split, label)
-            os.makedirs(folder)
-            for index in range(per_folder):
-                with open(os.path.join(folder, f"{index}_1.txt"), "w") as f:
-                    f.write(f"{label} review")
-    return str(root)
 
 
 @pytest.fixture
@@ -86,7 +76,7 @@ def test_csv_empty_test_split(tmp_path, model_dir):
 
 
 def test_validation_split_rounds_to_nothing(tmp_path, model_dir):
-    data_dir = write_acl_imdb(tmp_path / "aclImdb")
+    data_dir = write_acl_imdb(tmp_path / "aclImdb", per_folder=2)
     _assert_refused(_config(data_dir=data_dir, validation_fraction=0.01), model_dir,
                     "the validation split is empty.*validation=0")
 
@@ -101,7 +91,7 @@ def test_tfds_unreachable(monkeypatch, model_dir):
 
 
 def test_unknown_cell_and_strategy(tmp_path, model_dir):
-    data_dir = write_acl_imdb(tmp_path / "aclImdb")
+    data_dir = write_acl_imdb(tmp_path / "aclImdb", per_folder=2)
     _assert_refused(_config(data_dir=data_dir, cell="gru"), model_dir, "Received: cell='gru'")
     _assert_refused(_config(data_dir=data_dir, strategy="cluster"), model_dir,
                     "Received: strategy='cluster'")
@@ -112,7 +102,7 @@ def test_epochs_below_one(tmp_path, model_dir):
 
 
 def test_model_dir_of_a_run_with_other_settings(tmp_path, model_dir):
-    data_dir = write_acl_imdb(tmp_path / "aclImdb")
+    data_dir = write_acl_imdb(tmp_path / "aclImdb", per_folder=2)
     saved = dataclasses.asdict(_config(data_dir=data_dir))
     (model_dir / "config.json").write_text(json.dumps(saved))
     _assert_refused(_config(data_dir=data_dir, lstm_units=8), model_dir,

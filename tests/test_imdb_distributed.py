@@ -16,25 +16,13 @@ import pytest
 
 from recipes.imdb_sentiment import config as config_lib
 from recipes.imdb_sentiment import train
+from imdb_data import write_acl_imdb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def write_acl_imdb(root, per_folder=8):
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for label, words in (("pos", ["good", "fine"]), ("neg", ["bad", "poor"])):
-            folder = os.path.join(root, split, label)
-            os.makedirs(folder)
-            for index in range(per_folder):
-                text = " ".join(rng.choice(words + ["the", "film"], size=int(rng.integers(2, 9))))
-                with open(os.path.join(folder, f"{index}_1.txt"), "w") as f:
-                    f.write(text)
-    return str(root)
-
-
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    data_dir = write_acl_imdb(tmp_path / "aclImdb")
+    data_dir = write_acl_imdb(tmp_path / "aclImdb", per_folder=8)
     model_dir = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, "-m", "recipes.imdb_sentiment", f"--model_dir={model_dir}",
@@ -54,7 +42,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
 
 def test_mixed_precision_keeps_float32_weights(tmp_path):
     config = dataclasses.replace(
-        config_lib.debug_config(), data_dir=write_acl_imdb(tmp_path / "aclImdb"),
+        config_lib.debug_config(), data_dir=write_acl_imdb(tmp_path / "aclImdb", per_folder=8),
         mixed_precision=True, bucket_by_length=False,
     )
     metrics = train.train_and_evaluate(config, str(tmp_path / "run"))

@@ -10,18 +10,18 @@ from recipes.common import tfds_access
 from recipes.common.errors import UsageError
 from recipes.imdb_sentiment import sources
 from recipes.imdb_sentiment.config import Config
+from imdb_data import write_acl_imdb as write_tree
+
+
+def numbered_review(split, label, index, rng):
+    """Review text that names its split, label and index."""
+    del rng
+    return f"{split} {label} review {index}<br />end"
 
 
 def write_acl_imdb(root, reviews_per_folder=3):
     """A tiny aclImdb tree; review text names its split, label and index."""
-    for split in ("train", "test"):
-        for label in ("pos", "neg"):
-            folder = os.path.join(root, split, label)
-            os.makedirs(folder)
-            for index in range(reviews_per_folder):
-                with open(os.path.join(folder, f"{index}_7.txt"), "w") as f:
-                    f.write(f"{split} {label} review {index}<br />end")
-    return str(root)
+    return write_tree(root, reviews_per_folder, review=numbered_review)
 
 
 def write_csv(path, rows, header="review,sentiment"):

@@ -18,26 +18,9 @@ from recipes.imdb_sentiment import checkpoints
 from recipes.imdb_sentiment import config as config_lib
 from recipes.imdb_sentiment import predict
 from recipes.imdb_sentiment import train
+from imdb_data import NEGATIVE, POSITIVE, write_acl_imdb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-POSITIVE = ["great", "wonderful", "loved", "excellent", "best", "fun"]
-NEGATIVE = ["awful", "boring", "worst", "bad", "waste", "dull"]
-FILLER = ["the", "movie", "film", "was", "and", "plot", "actors", "<br />"]
-
-
-def write_acl_imdb(root, per_folder=12, seed=0):
-    """A tiny aclImdb tree whose labels follow sentiment words."""
-    rng = np.random.default_rng(seed)
-    for split in ("train", "test"):
-        for label, words in (("pos", POSITIVE), ("neg", NEGATIVE)):
-            folder = os.path.join(root, split, label)
-            os.makedirs(folder)
-            for index in range(per_folder):
-                length = int(rng.integers(3, 16))
-                text = " ".join(rng.choice(words + FILLER, size=length))
-                with open(os.path.join(folder, f"{index}_1.txt"), "w") as f:
-                    f.write(text)
-    return str(root)
 
 
 def tiny_config(**changes):
