@@ -1,7 +1,9 @@
 """Configuration of the character-level language model recipe.
 
-`Config()` holds the defaults documented in the README (the Tiny Shakespeare
-run); `debug_config()` is a tiny model that trains in seconds, for tests.
+`Config()` holds the defaults documented in the README: the Tiny Shakespeare
+run that reached 1.435 nats/char in 27.5 minutes on 2 CPU cores (stateful
+truncated BPTT, dropout 0.3, 1,900 steps). `debug_config()` is a tiny model
+that trains in seconds, for tests.
 """
 
 import dataclasses
@@ -39,11 +41,11 @@ class Config:
     # Units of each LSTM layer.
     units: int = 512
     # Dropout on the embedding output and on each LSTM layer's output.
-    dropout: float = 0.25
+    dropout: float = 0.3
 
     # --- optimisation ---
     # Training steps of the whole run (the learning-rate schedule ends here).
-    train_steps: int = 5000
+    train_steps: int = 1900
     # Stop after this many steps of this invocation's schedule and save, as if
     # interrupted (0 = no early stop). Rerunning resumes from there.
     stop_after_steps: int = 0
@@ -59,7 +61,7 @@ class Config:
     weight_decay: float = 0.0
     # Carry the LSTM state across consecutive windows (truncated BPTT): each
     # batch row reads its own contiguous stretch of the text.
-    stateful: bool = False
+    stateful: bool = True
     # Compute in bfloat16 (float16 on GPU) with float32 variables.
     mixed_precision: bool = False
     # tf.distribute strategy: default | mirrored | multi_worker | tpu.
@@ -71,9 +73,9 @@ class Config:
 
     # --- evaluation, logging, checkpoints ---
     # Evaluate on the whole validation split every this many steps.
-    eval_every: int = 500
+    eval_every: int = 250
     # Save a checkpoint every this many steps (and at every evaluation).
-    checkpoint_every: int = 500
+    checkpoint_every: int = 250
     # Checkpoints kept by the CheckpointManager.
     max_checkpoints: int = 3
     # Log training loss, learning rate and gradient norm every this many steps.
@@ -108,5 +110,6 @@ def debug_config(**overrides):
         log_every=1,
         sample_length=20,
         progress=False,
+        stateful=False,
     )
     return dataclasses.replace(config, **overrides)
