@@ -20,7 +20,7 @@ def _config(**changes):
     return dataclasses.replace(config_lib.debug_config(), **changes)
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "mean_max"])
 @pytest.mark.parametrize("lstm_layers", [1, 2])
 def test_padding_does_not_change_the_prediction(pooling, lstm_layers):
     classifier = model_lib.build_classifier(_config(pooling=pooling, lstm_layers=lstm_layers), 30)
@@ -29,7 +29,7 @@ def test_padding_does_not_change_the_prediction(pooling, lstm_layers):
     np.testing.assert_allclose(padded, trimmed, atol=1e-6)
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "mean_max"])
 def test_keras_lstm_and_keras_cells_agree_with_the_same_weights(pooling):
     ours = model_lib.build_classifier(_config(pooling=pooling, lstm_layers=2), 30)
     theirs = model_lib.build_classifier(_config(pooling=pooling, lstm_layers=2, cell="keras"), 30)
@@ -67,7 +67,7 @@ def test_word_dropout_drops_whole_words_in_training_only():
 def test_unknown_cell_and_pooling_are_refused():
     with pytest.raises(UsageError, match="--cell must be one of keras_lstm, keras. Received: cell='gru'"):
         model_lib.lstm_class("gru")
-    with pytest.raises(UsageError, match="--pooling must be one of last, mean, max. Received: pooling='median'"):
+    with pytest.raises(UsageError, match="--pooling must be one of last, mean, max, mean_max. Received: pooling='median'"):
         model_lib.check_pooling("median")
 
 

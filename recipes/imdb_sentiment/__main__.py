@@ -37,7 +37,7 @@ flags.DEFINE_integer("embedding_dim", _DEFAULTS.embedding_dim, "Width of the wor
 flags.DEFINE_enum("cell", _DEFAULTS.cell, CELLS, "keras_lstm.LSTM or keras.layers.LSTM (for comparison).")
 flags.DEFINE_integer("lstm_layers", _DEFAULTS.lstm_layers, "Number of stacked Bidirectional LSTM layers.")
 flags.DEFINE_integer("lstm_units", _DEFAULTS.lstm_units, "Units of each LSTM direction.")
-flags.DEFINE_enum("pooling", _DEFAULTS.pooling, POOLINGS, "What the classifier reads from the top LSTM: its final outputs (last) or their mean or max over the tokens.")
+flags.DEFINE_enum("pooling", _DEFAULTS.pooling, POOLINGS, "What the classifier reads from the top LSTM: its final outputs (last), their mean or max over the tokens, or mean and max concatenated (mean_max).")
 flags.DEFINE_float("word_dropout", _DEFAULTS.word_dropout, "Share of tokens whose whole word vector is dropped in training.")
 flags.DEFINE_float("dropout", _DEFAULTS.dropout, "Dropout rate on the pooled LSTM output.")
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Reviews per step (global, across replicas).")

@@ -8,7 +8,7 @@ everything so that a test trains for a step or two in seconds.
 import dataclasses
 
 CELLS = ("keras_lstm", "keras")
-POOLINGS = ("last", "mean", "max")
+POOLINGS = ("last", "mean", "max", "mean_max")
 
 # Settings that may differ between a run and its resumption; every other
 # setting shapes the data or the model, so a checkpoint only fits the same.
@@ -48,7 +48,8 @@ class Config:
     lstm_layers: int = 1
     lstm_units: int = 64
     # What the classifier reads from the top LSTM layer: "last" (each
-    # direction's final output), "mean" or "max" (over the review's tokens).
+    # direction's final output), "mean" or "max" (over the review's tokens),
+    # or "mean_max" (both, concatenated).
     pooling: str = "mean"
     # Share of the tokens whose whole word vector is dropped in training.
     word_dropout: float = 0.3

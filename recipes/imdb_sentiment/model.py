@@ -68,9 +68,9 @@ def build_classifier(config, vocab_size):
     Bidirectional(LSTM(lstm_units)) -> pooling -> dropout -> Dense(1, sigmoid).
     With pooling="last" the classifier sees each direction's final output;
     with "mean" or "max" the average or maximum of the top layer's outputs
-    over the review's tokens (padding excluded by the mask), which lets every
-    position pass its evidence straight to the loss instead of through
-    hundreds of steps. Word dropout drops whole word vectors (training only).
+    over the review's tokens (padding excluded by the mask), or with
+    "mean_max" both side by side. Pooling lets every position pass its
+    evidence straight to the loss instead of through hundreds of steps. Word dropout drops whole word vectors (training only).
     """
     lstm = lstm_class(config.cell)
     seed = config.seed
@@ -92,6 +92,11 @@ def build_classifier(config, vocab_size):
         x = keras.layers.GlobalAveragePooling1D(name="mean_over_tokens")(x)
     elif config.pooling == "max":
         x = MaskedGlobalMaxPooling1D(name="max_over_tokens")(x)
+    elif config.pooling == "mean_max":
+        x = keras.layers.Concatenate(name="mean_and_max")([
+            keras.layers.GlobalAveragePooling1D(name="mean_over_tokens")(x),
+            MaskedGlobalMaxPooling1D(name="max_over_tokens")(x),
+        ])
     x = keras.layers.Dropout(config.dropout, seed=seed, name="output_dropout")(x)
     # float32 output keeps the loss accurate under mixed precision.
     probability = keras.layers.Dense(
