@@ -145,8 +145,9 @@ class TrainingStream:
             if self.row_len == 0:
                 raise UsageError(
                     f"--stateful needs at least batch_size * seq_len + 1 = "
-                    f"{batch_size * seq_len + 1} training characters. "
-                    f"Received: {len(ids)} characters"
+                    f"{batch_size * seq_len + 1} training characters "
+                    "(a smaller --batch_size or --seq_len, or --nostateful, "
+                    f"needs fewer). Received: {len(ids)} characters"
                 )
             self.steps_per_epoch = self.row_len // seq_len
             spare = usable - batch_size * self.row_len
