@@ -70,7 +70,8 @@ def build_classifier(config, vocab_size):
     with "mean" or "max" the average or maximum of the top layer's outputs
     over the review's tokens (padding excluded by the mask), or with
     "mean_max" both side by side. Pooling lets every position pass its
-    evidence straight to the loss instead of through hundreds of steps. Word dropout drops whole word vectors (training only).
+    evidence straight to the loss instead of through hundreds of steps.
+    Word dropout drops whole word vectors (training only).
     """
     lstm = lstm_class(config.cell)
     seed = config.seed
