@@ -12,20 +12,13 @@ The weight repacking and the mask check are plain TensorFlow and are
 unit-tested on CPU; `cudnn_lstm` itself only runs when a GPU is visible.
 """
 
-import functools
-
 import tensorflow as tf
 
 from keras_lstm import fused
 from keras_lstm.cell import GATE_ORDER
+from keras_lstm.devices import gpu_available  # noqa: F401 (part of this API)
 
 _GATES = len(GATE_ORDER)
-
-
-@functools.lru_cache(maxsize=None)
-def gpu_available():
-    """Whether TensorFlow sees a GPU (cached: devices do not come and go)."""
-    return bool(tf.config.list_logical_devices("GPU"))
 
 
 def to_cudnn_params(kernel, recurrent_kernel, bias):
