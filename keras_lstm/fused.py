@@ -29,7 +29,10 @@ float64 throughout.
 """
 
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 
+from keras_lstm import devices
+from keras_lstm import native
 from keras_lstm.cell import GATE_ORDER
 from keras_lstm.cell import lstm_equations
 
@@ -203,8 +206,47 @@ _backward_loop_vectorized_xla = tf.function(
 _BACKWARD_VECTORIZED_MAX_UNITS = 128
 
 
+LOOPS = ("auto", "native", "xla", "python")
+"""How `recurrence` runs its time loops: "native" the C++ ops of
+`keras_lstm.native`, "xla" the loops above compiled with XLA, "python" the
+same loops as plain TensorFlow ops, "auto" the fastest that can run."""
+
+
+def _inside_xla_compilation():
+    """Whether ops built now end up in an XLA cluster (jit_compile=True)."""
+    graph = tf.compat.v1.get_default_graph()
+    return control_flow_util.GraphOrParentsInXlaContext(graph)
+
+
+def choose_loops(dtype, units, gpu_available, native_loaded, inside_xla):
+    """The loops "auto" runs: "native" where it can run, else "xla".
+
+    The C++ ops take float32 on CPU and have no XLA kernel, so float64,
+    machines with a GPU and code compiled with jit_compile=True keep the XLA
+    loops (a GPU runs cuDNN or XLA's GPU loops; see `keras_lstm.cudnn`).
+    """
+    del units  # Same choice at every size measured; see the README.
+    if dtype != tf.float32 or gpu_available or inside_xla or not native_loaded:
+        return "xla"
+    return "native"
+
+
+def _loop_functions(loops, units):
+    """(forward, backward) loop functions for `loops` (not "auto")."""
+    if loops == "native":
+        return native.forward_loop, native.backward_loop
+    use_xla = loops == "xla"
+    forward = _forward_loop_xla if use_xla else _forward_loop
+    if units is not None and units <= _BACKWARD_VECTORIZED_MAX_UNITS:
+        backward = (_backward_loop_vectorized_xla if use_xla
+                    else _backward_loop_vectorized)
+    else:
+        backward = _backward_loop_xla if use_xla else _backward_loop
+    return forward, backward
+
+
 def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
-               all_outputs=True, use_xla=True):
+               all_outputs=True, loops="auto"):
     """The differentiable core: time-major pre-activations to all hidden states.
 
     Args:
@@ -217,19 +259,26 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
             asked for anyway, reruns the forward pass first (same result).
         all_outputs: Return every step's h; if False (and not training) only
             the last one, as (1, batch, units).
-        use_xla: Compile both loops with XLA.
+        loops: One of `LOOPS`.
 
     Returns:
         hs: (time, batch, units) hidden state after each step (see
         all_outputs), and c_last: (batch, units) the final cell state.
     """
-    forward = _forward_loop_xla if use_xla else _forward_loop
     units = h0.shape[-1]
-    if units is not None and units <= _BACKWARD_VECTORIZED_MAX_UNITS:
-        backward = (_backward_loop_vectorized_xla if use_xla
-                    else _backward_loop_vectorized)
-    else:
-        backward = _backward_loop_xla if use_xla else _backward_loop
+    if loops not in LOOPS:
+        raise ValueError(f"loops must be one of {LOOPS}. Received: {loops!r}")
+    if loops == "auto":
+        loops = choose_loops(
+            zx.dtype, units, devices.gpu_available(),
+            native.ops() is not None, _inside_xla_compilation(),
+        )
+    elif loops == "native" and native.ops() is None:
+        raise ValueError(
+            "loops='native' was asked for, but keras_lstm's C++ ops are "
+            "unavailable (see the warning above). Received: loops='native'"
+        )
+    forward, backward = _loop_functions(loops, units)
 
     @tf.custom_gradient
     def core(zx, h0, c0, recurrent_kernel):
@@ -281,7 +330,7 @@ def fused_lstm(
     return_sequences=True,
     zero_output_for_mask=False,
     training=True,
-    use_xla=True,
+    loops="auto",
 ):
     """Runs a plain LSTM over a whole batch-major sequence, keras semantics.
 
@@ -297,7 +346,7 @@ def fused_lstm(
             the previous output (`keras.layers.Bidirectional` sets this).
         training: Keep what the backward pass needs while running forward
             (see `recurrence`).
-        use_xla: Compile the loops with XLA (faster on CPU).
+        loops: How the time loops run, one of `LOOPS` (see `recurrence`).
 
     Returns:
         ``(last_output, outputs, [h, c])`` as `keras.layers.RNN.inner_loop`
@@ -328,7 +377,7 @@ def fused_lstm(
         mask,
         training=training,
         all_outputs=return_sequences,
-        use_xla=use_xla,
+        loops=loops,
     )  # hs: (T, B, U), or (1, B, U) in inference without return_sequences.
     h_last = hs[-1]
     outputs = hs

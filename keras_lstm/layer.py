@@ -7,10 +7,12 @@ those of `keras.layers.LSTM`, so either layer loads the other's weights.
 """
 
 import keras
+import tensorflow as tf
 
 from keras_lstm import cudnn
 from keras_lstm import dispatch
 from keras_lstm import fused
+from keras_lstm import native
 from keras_lstm import validation
 from keras_lstm.cell import LSTMCell
 
@@ -192,8 +194,8 @@ class LSTM(keras.layers.RNN):
           use_cudnn is not False. Masks must be right-padded (sequence
           lengths) and go_backwards unmasked; other masked batches run
           "fused" instead, decided per batch at run time.
-        - "fused" (`keras_lstm.fused`, XLA-compiled whole-sequence loop and
-          hand-written backward) for the same activations without
+        - "fused" (`keras_lstm.fused`: whole-sequence loop and hand-written
+          backward, see `fused_loops`) for the same activations without
           recurrent_dropout or unroll, with any mask, go_backwards,
           return_sequences/return_state, initial_state, stateful, dropout,
           use_bias, mixed precision (the input projection in the low
@@ -206,6 +208,26 @@ class LSTM(keras.layers.RNN):
         """
         return dispatch.select_path(
             self._path_options(), cudnn.gpu_available()
+        )
+
+    @property
+    def fused_loops(self):
+        """How the "fused" path runs its time loops here: "native" or "xla".
+
+        "native" (the compiled C++ ops of `keras_lstm.native`) when the
+        recurrence runs in float32 (float32 layers and mixed precision) on a
+        machine without GPU and the ops could be built; "xla" (the loops
+        compiled by XLA, same results) for float64, with a GPU, without a
+        C++ compiler, or with ``KERAS_LSTM_NATIVE=0``. Code compiled with
+        ``jit_compile=True`` also runs the XLA loops, which XLA can compile.
+        """
+        float64 = keras.backend.standardize_dtype(self.compute_dtype) == "float64"
+        return fused.choose_loops(
+            tf.float64 if float64 else tf.float32,
+            self.units,
+            cudnn.gpu_available(),
+            native.ops() is not None,
+            inside_xla=False,
         )
 
     def _path_options(self):

@@ -131,14 +131,14 @@ def test_fused_lstm_without_xla_matches_xla():
     args = [tf.constant(a) for a in args]
     mask = tf.constant(np.array(MASKS["holes"], bool))
 
-    def results(use_xla):
+    def results(loops):
         with tf.GradientTape() as tape:
             tape.watch(args)
-            out = fused.fused_lstm(*args, mask=mask, use_xla=use_xla)
+            out = fused.fused_lstm(*args, mask=mask, loops=loops)
             loss = tf.reduce_sum(out[1] ** 2) + tf.reduce_sum(out[2][1] * 3.0)
         return [out[1]] + tape.gradient(loss, args)
 
-    for a, b in zip(results(True), results(False)):
+    for a, b in zip(results("xla"), results("python")):
         np.testing.assert_allclose(a, b, atol=1e-12)
 
 

@@ -1,0 +1,359 @@
+// Whole-sequence LSTM recurrence as two CPU TensorFlow ops.
+//
+// keras_lstm.fused computes the input projection zx = x·kernel + bias for all
+// steps with one large matmul, then runs only the recurrence per step. These
+// ops are that per-step loop written once in C++, so a step costs one small
+// matmul and one pass of element-wise math, without the per-op dispatch of a
+// tf.while_loop or the per-iteration cost of an XLA loop.
+//
+// Layouts (row-major, time-major), gate order i, f, c, o as keras:
+//   zx, gates, dz: (T, B, 4U)   hs, cs, d_hs: (T, B, U)   h, c: (B, U)
+//   recurrent_kernel: (U, 4U)   mask: (T, B) with 1 = run the step, 0 = keep
+//   the states; or shape (0,) for no mask.
+//
+// The Python side (keras_lstm/native/__init__.py) compiles this file on first
+// use and wraps the two ops with tf.custom_gradient.
+
+#define EIGEN_USE_THREADS
+
+#include <cstring>
+
+#include "Eigen/Core"
+#include "unsupported/Eigen/CXX11/Tensor"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace keras_lstm {
+
+using ::tensorflow::DEVICE_CPU;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Status;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+using ::tensorflow::errors::InvalidArgument;
+using ::tensorflow::shape_inference::DimensionHandle;
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+using Matrix =
+    Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatrixMap = Eigen::Map<Matrix>;
+using ConstMatrixMap = Eigen::Map<const Matrix>;
+
+using ConstTensorMap =
+    Eigen::TensorMap<Eigen::Tensor<const float, 2, Eigen::RowMajor>>;
+using TensorMap = Eigen::TensorMap<Eigen::Tensor<float, 2, Eigen::RowMajor>>;
+
+// Below this many multiply-adds per step a single thread does the step's
+// matmul faster than handing it to TensorFlow's thread pool.
+constexpr double kThreadedMatmulMinMacs = 1 << 20;
+
+// out (m, n) = a (m, k) · b (k, n), all row-major; on the op's thread pool
+// when the product is large enough to gain from it.
+void MatMul(OpKernelContext* context, const float* a, const float* b,
+            float* out, int m, int k, int n) {
+  if (static_cast<double>(m) * k * n < kThreadedMatmulMinMacs) {
+    MatrixMap(out, m, n).noalias() =
+        ConstMatrixMap(a, m, k) * ConstMatrixMap(b, k, n);
+    return;
+  }
+  const Eigen::array<Eigen::IndexPair<int>, 1> contract = {
+      Eigen::IndexPair<int>(1, 0)};
+  TensorMap(out, m, n).device(
+      context->eigen_device<Eigen::ThreadPoolDevice>()) =
+      ConstTensorMap(a, m, k).contract(ConstTensorMap(b, k, n), contract);
+}
+
+// Whether step t of batch row b runs (no mask: every step runs).
+inline bool Runs(const float* mask, int t, int batch, int b) {
+  return mask == nullptr || mask[t * batch + b] != 0.0f;
+}
+
+// Checks the shapes shared by both ops; sets *time, *batch, *units.
+Status CheckShapes(const Tensor& sequence, int sequence_width_factor,
+                   const Tensor& state, const Tensor& recurrent_kernel,
+                   const Tensor& mask, int* time, int* batch, int* units) {
+  if (recurrent_kernel.dims() != 2 ||
+      recurrent_kernel.dim_size(1) != 4 * recurrent_kernel.dim_size(0)) {
+    return InvalidArgument("recurrent_kernel must be (units, 4 * units), got ",
+                           recurrent_kernel.shape().DebugString());
+  }
+  *units = recurrent_kernel.dim_size(0);
+  if (sequence.dims() != 3 ||
+      sequence.dim_size(2) != sequence_width_factor * *units) {
+    return InvalidArgument("sequence must be (time, batch, ",
+                           sequence_width_factor, " * units), got ",
+                           sequence.shape().DebugString());
+  }
+  *time = sequence.dim_size(0);
+  *batch = sequence.dim_size(1);
+  if (state.dims() != 2 || state.dim_size(0) != *batch ||
+      state.dim_size(1) != *units) {
+    return InvalidArgument("states must be (batch, units), got ",
+                           state.shape().DebugString());
+  }
+  if (mask.NumElements() != 0 &&
+      (mask.dims() != 2 || mask.dim_size(0) != *time ||
+       mask.dim_size(1) != *batch)) {
+    return InvalidArgument("mask must be (time, batch) or empty, got ",
+                           mask.shape().DebugString());
+  }
+  return Status();
+}
+
+REGISTER_OP("KerasLstmForward")
+    .Input("zx: float")
+    .Input("h0: float")
+    .Input("c0: float")
+    .Input("recurrent_kernel: float")
+    .Input("mask: float")
+    .Attr("store_for_backward: bool")
+    .Output("hs: float")
+    .Output("c_last: float")
+    .Output("cs: float")
+    .Output("gates: float")
+    .SetShapeFn([](InferenceContext* c) {
+      bool store;
+      TF_RETURN_IF_ERROR(c->GetAttr("store_for_backward", &store));
+      ShapeHandle zx;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &zx));
+      DimensionHandle units = c->Dim(c->input(1), 1);
+      ShapeHandle hs = c->MakeShape({c->Dim(zx, 0), c->Dim(zx, 1), units});
+      c->set_output(0, hs);
+      c->set_output(1, c->input(2));
+      c->set_output(2, store ? hs : c->MakeShape({0}));
+      c->set_output(3, store ? zx : c->MakeShape({0}));
+      return Status();
+    })
+    .Doc("LSTM recurrence over time-major input projections (keras_lstm).");
+
+// Runs the recurrence forward; hs[t] = h_t, and with store_for_backward the
+// cell states and activated gates of every step for KerasLstmBackward.
+class KerasLstmForwardOp : public OpKernel {
+ public:
+  explicit KerasLstmForwardOp(OpKernelConstruction* context)
+      : OpKernel(context) {
+    OP_REQUIRES_OK(context,
+                   context->GetAttr("store_for_backward", &store_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& zx = context->input(0);
+    const Tensor& h0 = context->input(1);
+    const Tensor& c0 = context->input(2);
+    const Tensor& recurrent_kernel = context->input(3);
+    const Tensor& mask_tensor = context->input(4);
+    int time, batch, units;
+    OP_REQUIRES_OK(context, CheckShapes(zx, 4, h0, recurrent_kernel,
+                                        mask_tensor, &time, &batch, &units));
+    OP_REQUIRES(context, c0.shape() == h0.shape(),
+                InvalidArgument("c0 must have h0's shape ",
+                                h0.shape().DebugString(), ", got ",
+                                c0.shape().DebugString()));
+    const int gates_width = 4 * units;
+    const int state_size = batch * units;
+
+    Tensor *hs_tensor, *c_last_tensor, *cs_tensor, *gates_tensor;
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                0, TensorShape({time, batch, units}),
+                                &hs_tensor));
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(1, c0.shape(), &c_last_tensor));
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(
+                       2, store_ ? hs_tensor->shape() : TensorShape({0}),
+                       &cs_tensor));
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(
+                       3, store_ ? zx.shape() : TensorShape({0}),
+                       &gates_tensor));
+
+    const float* mask =
+        mask_tensor.NumElements() ? mask_tensor.flat<float>().data() : nullptr;
+    const float* zx_data = zx.flat<float>().data();
+    float* hs = hs_tensor->flat<float>().data();
+    float* cs = store_ ? cs_tensor->flat<float>().data() : nullptr;
+    float* gates = store_ ? gates_tensor->flat<float>().data() : nullptr;
+
+    // Without storage the cell state and gates live in scratch buffers.
+    Matrix c_scratch[2] = {Matrix(batch, units), Matrix(batch, units)};
+    Matrix gate_scratch(batch, gates_width);
+    Matrix z(batch, gates_width);
+    const float* h_prev = h0.flat<float>().data();
+    const float* c_prev = c0.flat<float>().data();
+
+    for (int t = 0; t < time; ++t) {
+      float* h_out = hs + t * state_size;
+      float* c_out = store_ ? cs + t * state_size : c_scratch[t % 2].data();
+      float* a_out = store_ ? gates + t * batch * gates_width
+                            : gate_scratch.data();
+      const ConstMatrixMap h_tm1(h_prev, batch, units);
+      const ConstMatrixMap c_tm1(c_prev, batch, units);
+      MatMul(context, h_prev, recurrent_kernel.flat<float>().data(),
+             z.data(), batch, units, gates_width);
+      z += ConstMatrixMap(zx_data + t * batch * gates_width, batch,
+                          gates_width);
+
+      MatrixMap a(a_out, batch, gates_width);
+      a.leftCols(2 * units) = z.leftCols(2 * units).array().logistic();
+      a.middleCols(2 * units, units) =
+          z.middleCols(2 * units, units).array().tanh();
+      a.rightCols(units) = z.rightCols(units).array().logistic();
+
+      MatrixMap c_new(c_out, batch, units);
+      MatrixMap h_new(h_out, batch, units);
+      c_new.array() = a.middleCols(units, units).array() * c_tm1.array() +
+                      a.leftCols(units).array() *
+                          a.middleCols(2 * units, units).array();
+      h_new.array() = a.rightCols(units).array() * c_new.array().tanh();
+      if (mask != nullptr) {
+        for (int b = 0; b < batch; ++b) {
+          if (!Runs(mask, t, batch, b)) {
+            c_new.row(b) = c_tm1.row(b);
+            h_new.row(b) = h_tm1.row(b);
+          }
+        }
+      }
+      h_prev = h_out;
+      c_prev = c_out;
+    }
+    std::memcpy(c_last_tensor->flat<float>().data(), c_prev,
+                sizeof(float) * state_size);
+  }
+
+ private:
+  bool store_;
+};
+
+REGISTER_KERNEL_BUILDER(Name("KerasLstmForward").Device(DEVICE_CPU),
+                        KerasLstmForwardOp);
+
+REGISTER_OP("KerasLstmBackward")
+    .Input("d_hs: float")
+    .Input("dc_last: float")
+    .Input("cs: float")
+    .Input("gates: float")
+    .Input("c0: float")
+    .Input("recurrent_kernel: float")
+    .Input("mask: float")
+    .Output("d_zs: float")
+    .Output("dh0: float")
+    .Output("dc0: float")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(3));
+      c->set_output(1, c->input(4));
+      c->set_output(2, c->input(4));
+      return Status();
+    })
+    .Doc("Gradient of KerasLstmForward with respect to zx, h0 and c0.");
+
+// Walks time backwards from the stored cell states and gates. d_zs[t] is the
+// gradient of the step's pre-activations; the weight gradients are large
+// matmuls over all steps, done by the caller.
+class KerasLstmBackwardOp : public OpKernel {
+ public:
+  explicit KerasLstmBackwardOp(OpKernelConstruction* context)
+      : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& d_hs_tensor = context->input(0);
+    const Tensor& dc_last = context->input(1);
+    const Tensor& cs_tensor = context->input(2);
+    const Tensor& gates_tensor = context->input(3);
+    const Tensor& c0 = context->input(4);
+    const Tensor& recurrent_kernel = context->input(5);
+    const Tensor& mask_tensor = context->input(6);
+    int time, batch, units;
+    OP_REQUIRES_OK(context, CheckShapes(gates_tensor, 4, c0, recurrent_kernel,
+                                        mask_tensor, &time, &batch, &units));
+    const TensorShape states({time, batch, units});
+    OP_REQUIRES(context,
+                d_hs_tensor.shape() == states && cs_tensor.shape() == states,
+                InvalidArgument("d_hs and cs must be ", states.DebugString(),
+                                ", got ", d_hs_tensor.shape().DebugString(),
+                                " and ", cs_tensor.shape().DebugString()));
+    OP_REQUIRES(context, dc_last.shape() == c0.shape(),
+                InvalidArgument("dc_last must have c0's shape"));
+    const int gates_width = 4 * units;
+    const int state_size = batch * units;
+
+    Tensor *d_zs_tensor, *dh0_tensor, *dc0_tensor;
+    OP_REQUIRES_OK(context, context->allocate_output(0, gates_tensor.shape(),
+                                                     &d_zs_tensor));
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(1, c0.shape(), &dh0_tensor));
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(2, c0.shape(), &dc0_tensor));
+
+    const float* mask =
+        mask_tensor.NumElements() ? mask_tensor.flat<float>().data() : nullptr;
+    // dh_{t-1} = dz_t · kernelᵀ: transposed once, so every step reads rows.
+    const Matrix kernel_t =
+        ConstMatrixMap(recurrent_kernel.flat<float>().data(), units,
+                       gates_width)
+            .transpose();
+    const float* d_hs = d_hs_tensor.flat<float>().data();
+    const float* cs = cs_tensor.flat<float>().data();
+    const float* gates = gates_tensor.flat<float>().data();
+    float* d_zs = d_zs_tensor->flat<float>().data();
+
+    MatrixMap dh(dh0_tensor->flat<float>().data(), batch, units);
+    MatrixMap dc(dc0_tensor->flat<float>().data(), batch, units);
+    dh.setZero();
+    dc = ConstMatrixMap(dc_last.flat<float>().data(), batch, units);
+    Matrix tanh_c(batch, units), dc_carried(batch, units);
+
+    for (int t = time - 1; t >= 0; --t) {
+      const ConstMatrixMap a(gates + t * batch * gates_width, batch,
+                             gates_width);
+      const auto i = a.leftCols(units).array();
+      const auto f = a.middleCols(units, units).array();
+      const auto c_hat = a.middleCols(2 * units, units).array();
+      const auto o = a.rightCols(units).array();
+      const ConstMatrixMap c_t(cs + t * state_size, batch, units);
+      const ConstMatrixMap c_tm1(t > 0 ? cs + (t - 1) * state_size
+                                       : c0.flat<float>().data(),
+                                 batch, units);
+      MatrixMap dz(d_zs + t * batch * gates_width, batch, gates_width);
+
+      dh += ConstMatrixMap(d_hs + t * state_size, batch, units);
+      if (mask != nullptr) dc_carried = dc;
+      tanh_c.array() = c_t.array().tanh();
+      dc.array() += dh.array() * o * (1.0f - tanh_c.array().square());
+      dz.leftCols(units).array() = dc.array() * c_hat * i * (1.0f - i);
+      dz.middleCols(units, units).array() =
+          dc.array() * c_tm1.array() * f * (1.0f - f);
+      dz.middleCols(2 * units, units).array() =
+          dc.array() * i * (1.0f - c_hat.square());
+      dz.rightCols(units).array() =
+          dh.array() * tanh_c.array() * o * (1.0f - o);
+      dc.array() *= f;
+      if (mask == nullptr) {
+        MatMul(context, dz.data(), kernel_t.data(), dh.data(), batch,
+               gates_width, units);
+        continue;
+      }
+      // A step that did not run passes dh and dc straight to step t - 1.
+      for (int b = 0; b < batch; ++b) {
+        if (!Runs(mask, t, batch, b)) {
+          dz.row(b).setZero();
+          dc.row(b) = dc_carried.row(b);
+          dc_carried.row(b) = dh.row(b);  // Reused: this row's dh to keep.
+        }
+      }
+      MatMul(context, dz.data(), kernel_t.data(), dh.data(), batch,
+             gates_width, units);
+      for (int b = 0; b < batch; ++b) {
+        if (!Runs(mask, t, batch, b)) dh.row(b) = dc_carried.row(b);
+      }
+    }
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("KerasLstmBackward").Device(DEVICE_CPU),
+                        KerasLstmBackwardOp);
+
+}  // namespace keras_lstm

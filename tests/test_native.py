@@ -1,0 +1,174 @@
+"""The C++ loops of `keras_lstm.native` against the plain-TensorFlow loops.
+
+Both compute the recurrence of `keras_lstm.fused`; the plain loops are checked
+against the NumPy reference and keras.layers.LSTM elsewhere, so matching them
+in float32 to 1e-5 (outputs, states and every gradient, with and without
+masks) checks the compiled ops. The rules that pick the loops are plain
+functions, tested here on any machine.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_lstm
+from keras_lstm import fused
+from keras_lstm import native
+
+pytestmark = pytest.mark.skipif(
+    native.ops() is None, reason="keras_lstm's C++ ops could not be built here"
+)
+
+BATCH, STEPS, FEATURES, UNITS = 3, 6, 4, 5
+
+MASKS = {
+    "none": None,
+    "right": [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]],
+    "left": [[0, 0, 1, 1, 1, 1], [0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]],
+    "holes": [[1, 0, 1, 0, 0, 1], [0, 0, 1, 1, 0, 1], [1, 1, 0, 1, 1, 0]],
+    "empty_row": [[0, 0, 0, 0, 0, 0], [1, 1, 0, 1, 1, 1], [0, 1, 1, 1, 1, 0]],
+}
+
+
+def random_tensor(*shape, seed=0, scale=1.0):
+    values = np.random.default_rng(seed).normal(size=shape) * scale
+    return tf.constant(values.astype("float32"))
+
+
+def lstm_arguments():
+    """inputs, h0, c0, kernel, recurrent_kernel, bias (float32)."""
+    return [
+        random_tensor(BATCH, STEPS, FEATURES, seed=1),
+        random_tensor(BATCH, UNITS, seed=2),
+        random_tensor(BATCH, UNITS, seed=3),
+        random_tensor(FEATURES, 4 * UNITS, seed=4, scale=0.6),
+        random_tensor(UNITS, 4 * UNITS, seed=5, scale=0.6),
+        random_tensor(4 * UNITS, seed=6),
+    ]
+
+
+def results_and_gradients(loops, mask, **options):
+    """Every output of fused_lstm and the gradients of a weighted loss."""
+    args = lstm_arguments()
+    if mask is not None:
+        mask = tf.constant(np.array(mask, bool))
+    with tf.GradientTape() as tape:
+        tape.watch(args)
+        last, outputs, (h, c) = fused.fused_lstm(
+            *args, mask=mask, loops=loops, **options
+        )
+        results = [last, outputs, h, c]
+        loss = sum(
+            tf.reduce_sum(r * random_tensor(*r.shape, seed=20 + k))
+            for k, r in enumerate(results)
+        )
+    return results + tape.gradient(loss, args)
+
+
+@pytest.mark.parametrize("mask_name", sorted(MASKS))
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(go_backwards=True),
+        dict(return_sequences=False),
+        dict(zero_output_for_mask=True),
+        dict(training=False, return_sequences=False),
+        dict(training=False),
+    ],
+    ids=["train", "go_backwards", "last_only", "zero_output",
+         "inference_last", "inference_sequences"],
+)
+def test_native_loops_match_plain_loops(mask_name, options):
+    native_results = results_and_gradients("native", MASKS[mask_name], **options)
+    plain_results = results_and_gradients("python", MASKS[mask_name], **options)
+    for got, want in zip(native_results, plain_results):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_native_loops_inside_tf_function_and_jit_compile():
+    args = lstm_arguments()
+    mask = tf.constant(np.array(MASKS["holes"], bool))
+    eager = fused.fused_lstm(*args, mask=mask, loops="python")[1]
+
+    def run():
+        return fused.fused_lstm(*args, mask=mask)[1]
+
+    # Under jit_compile=True "auto" must keep to the XLA loops, which XLA can
+    # compile; plain tf.function takes the C++ ops.
+    for compiled in (tf.function(run), tf.function(run, jit_compile=True)):
+        np.testing.assert_allclose(compiled(), eager, atol=1e-5)
+
+
+def test_layer_reports_native_loops_for_float32_only():
+    assert keras_lstm.LSTM(4).fused_loops == "native"
+    assert keras_lstm.LSTM(4, dtype="float64").fused_loops == "xla"
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (dict(), "native"),
+        (dict(dtype=tf.float64), "xla"),
+        (dict(gpu_available=True), "xla"),
+        (dict(native_loaded=False), "xla"),
+        (dict(inside_xla=True), "xla"),
+    ],
+)
+def test_choose_loops(change, expected):
+    rules = dict(dtype=tf.float32, units=64, gpu_available=False,
+                 native_loaded=True, inside_xla=False)
+    rules.update(change)
+    assert fused.choose_loops(**rules) == expected
+
+
+def test_unknown_loops_are_rejected():
+    with pytest.raises(ValueError, match=r"loops must be one of .*'fast'"):
+        fused.fused_lstm(*lstm_arguments(), loops="fast")
+
+
+def test_op_rejects_a_kernel_of_the_wrong_shape():
+    zx = random_tensor(STEPS, BATCH, 4 * UNITS)
+    state = random_tensor(BATCH, UNITS)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"recurrent_kernel must be \(units, 4 \* units\), got \[5,19\]",
+    ):
+        native.ops().keras_lstm_forward(
+            zx, state, state, random_tensor(UNITS, 4 * UNITS - 1),
+            tf.zeros([0]), store_for_backward=True,
+        )
+
+
+def test_switched_off_by_environment(monkeypatch):
+    monkeypatch.setenv(native.DISABLE_VARIABLE, "0")
+    assert not native.enabled()
+    assert native.ops.__wrapped__() is None
+
+
+def test_failed_build_warns_and_leaves_no_file(monkeypatch, tmp_path):
+    monkeypatch.setenv(native.CACHE_VARIABLE, str(tmp_path))
+    monkeypatch.setattr(
+        native, "compile_command",
+        lambda compiler, output: [compiler, "--no-such-option", "-o", output],
+    )
+    with pytest.warns(UserWarning, match="XLA loops instead.*exited with"):
+        assert native.ops.__wrapped__() is None
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_compiler_warns(monkeypatch, tmp_path):
+    monkeypatch.setenv(native.CACHE_VARIABLE, str(tmp_path))
+    monkeypatch.setenv("CXX", "")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
+        assert native.ops.__wrapped__() is None
+
+
+def test_build_command_uses_tensorflow_flags():
+    command = native.compile_command("g++", "/tmp/out.so")
+    assert native.SOURCE in command
+    for flag in tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags():
+        assert flag in command
