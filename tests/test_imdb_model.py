@@ -71,6 +71,24 @@ def test_unknown_cell_and_pooling_are_refused():
         model_lib.check_pooling("median")
 
 
+def test_constant_learning_rate_is_the_flag_value():
+    assert model_lib.learning_rate_schedule(_config(learning_rate=0.01), 100) == 0.01
+
+
+def test_cosine_schedule_decays_to_zero_after_the_last_epoch():
+    config = _config(learning_rate=0.01, learning_rate_schedule="cosine", epochs=3, batch_size=4)
+    schedule = model_lib.learning_rate_schedule(config, train_examples=10)  # 3 steps/epoch
+    rates = [float(schedule(step)) for step in (0, 4, 9)]
+    assert rates[0] == pytest.approx(0.01)
+    assert 0.0 < rates[1] < 0.01
+    assert rates[2] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_unknown_learning_rate_schedule_is_refused():
+    with pytest.raises(UsageError, match="--learning_rate_schedule must be one of constant, cosine. Received: learning_rate_schedule='step'"):
+        model_lib.learning_rate_schedule(_config(learning_rate_schedule="step"), 10)
+
+
 def _records(log_dir):
     """{tag: (plugin name, step, value)} of the summaries in log_dir."""
     found = {}

@@ -19,6 +19,7 @@ from recipes.common.errors import run_and_report
 from recipes.common.strategy import STRATEGIES
 from recipes.imdb_sentiment.config import CELLS
 from recipes.imdb_sentiment.config import Config
+from recipes.imdb_sentiment.config import LEARNING_RATE_SCHEDULES
 from recipes.imdb_sentiment.config import POOLINGS
 
 _DEFAULTS = Config()
@@ -43,6 +44,7 @@ flags.DEFINE_float("dropout", _DEFAULTS.dropout, "Dropout rate on the pooled LST
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Reviews per step (global, across replicas).")
 flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Maximum number of epochs.")
 flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Adam learning rate.")
+flags.DEFINE_enum("learning_rate_schedule", _DEFAULTS.learning_rate_schedule, LEARNING_RATE_SCHEDULES, "constant, or cosine: decay from --learning_rate to zero at the end of --epochs (fixed when the run starts).")
 flags.DEFINE_float("clipnorm", _DEFAULTS.clipnorm, "Clip each gradient to this norm (0: no clipping).")
 flags.DEFINE_integer("early_stopping_patience", _DEFAULTS.early_stopping_patience, "Stop after this many epochs without better validation accuracy (0: never).")
 flags.DEFINE_enum("strategy", _DEFAULTS.strategy, STRATEGIES, "tf.distribute strategy.")

@@ -9,6 +9,7 @@ import dataclasses
 
 CELLS = ("keras_lstm", "keras")
 POOLINGS = ("last", "mean", "max", "mean_max")
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 
 # Settings that may differ between a run and its resumption; every other
 # setting shapes the data or the model, so a checkpoint only fits the same.
@@ -63,6 +64,9 @@ class Config:
     # Adam's step size; gradients are clipped to this global norm.
     learning_rate: float = 2e-3
     clipnorm: float = 1.0
+    # "constant", or "cosine": from learning_rate down to zero at the end of
+    # the last of `epochs` epochs (fixed when the run starts).
+    learning_rate_schedule: str = "constant"
     # Stop after this many epochs without a better validation accuracy
     # (0: never stop early). The best epoch's weights are used in the end.
     early_stopping_patience: int = 1

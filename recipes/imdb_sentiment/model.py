@@ -5,12 +5,15 @@
 review strings.
 """
 
+import math
+
 import keras
 
 import keras_lstm
 
 from recipes.common.errors import UsageError
 from recipes.imdb_sentiment.config import CELLS
+from recipes.imdb_sentiment.config import LEARNING_RATE_SCHEDULES
 from recipes.imdb_sentiment.config import POOLINGS
 
 
@@ -113,8 +116,27 @@ def build_end_to_end(vectorizer, classifier):
     return keras.Model(reviews, probability, name="imdb_sentiment")
 
 
+def learning_rate_schedule(config, train_examples):
+    """Adam's step size: constant, or a cosine decay to zero over all epochs."""
+    if config.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+        raise UsageError(
+            "--learning_rate_schedule must be one of "
+            f"{', '.join(LEARNING_RATE_SCHEDULES)}. Received: "
+            f"learning_rate_schedule={config.learning_rate_schedule!r}"
+        )
+    if config.learning_rate_schedule == "constant":
+        return config.learning_rate
+    steps_per_epoch = math.ceil(train_examples / config.batch_size)
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=config.epochs * steps_per_epoch
+    )
+
+
 def compile_classifier(model, learning_rate, clipnorm):
-    """Adam on binary cross-entropy, reporting accuracy."""
+    """Adam on binary cross-entropy, reporting accuracy.
+
+    `learning_rate` is a float or a `keras.optimizers.schedules` schedule.
+    """
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm or None),
         loss="binary_crossentropy",

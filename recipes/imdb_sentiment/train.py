@@ -132,13 +132,17 @@ def _make_datasets(config, splits, vectorizer):
     }
 
 
-def _restore_or_build(config, model_dir, done, vocab_size):
+def _restore_or_build(config, model_dir, done, vocab_size, train_examples):
     """The classifier after `done` epochs: from its checkpoint, or a new one."""
     if done:
         print(f"Resuming after epoch {done} from {model_dir}.")
         return keras.models.load_model(checkpoints.checkpoint_path(model_dir, done))
     classifier = model_lib.build_classifier(config, vocab_size)
-    model_lib.compile_classifier(classifier, config.learning_rate, config.clipnorm)
+    model_lib.compile_classifier(
+        classifier,
+        model_lib.learning_rate_schedule(config, train_examples),
+        config.clipnorm,
+    )
     return classifier
 
 
@@ -165,6 +169,7 @@ def train_and_evaluate(config, model_dir):
         raise UsageError(f"--epochs must be >= 1. Received: epochs={config.epochs}")
     model_lib.lstm_class(config.cell)
     model_lib.check_pooling(config.pooling)
+    model_lib.learning_rate_schedule(config, train_examples=1)
     check_same_run(config, model_dir)
     splits = load_splits(config)
     strategy = make_strategy(config.strategy, config.tpu_address)
@@ -186,7 +191,8 @@ def train_and_evaluate(config, model_dir):
     history, done = checkpoints.resume_point(model_dir)
     with strategy.scope():
         classifier = _restore_or_build(
-            config, model_dir, done, vectorizer.vocabulary_size()
+            config, model_dir, done, vectorizer.vocabulary_size(),
+            len(splits["train"]),
         )
     patience = config.early_stopping_patience
     stopped = patience and checkpoints.epochs_without_improvement(history) >= patience
