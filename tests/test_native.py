@@ -88,6 +88,44 @@ def test_native_loops_match_plain_loops(mask_name, options):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.parametrize("mask_name", ["none", "holes"])
+def test_chunked_sequence_matches_one_chunk(monkeypatch, mask_name):
+    """Four chunks of 1-2 steps give what one chunk gives, gradients too."""
+    monkeypatch.setattr(fused, "_MIN_CHUNK_STEPS", 1)
+    chunked = results_and_gradients("native", MASKS[mask_name], go_backwards=True)
+    monkeypatch.setattr(fused, "_NATIVE_CHUNKS", 1)
+    whole = results_and_gradients("native", MASKS[mask_name], go_backwards=True)
+    for got, want in zip(chunked, whole):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_unknown_length_with_empty_chunks():
+    """3 steps in 4 chunks of unknown length: one chunk is empty."""
+    args = lstm_arguments()
+    args[0] = args[0][:, :3]
+    signature = [tf.TensorSpec([BATCH, None, FEATURES])] + [
+        tf.TensorSpec(a.shape) for a in args[1:]
+    ]
+
+    @tf.function(input_signature=signature)
+    def run(*args):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            _, outputs, (h, c) = fused.fused_lstm(*args)
+            loss = tf.reduce_sum(outputs * 2.0) + tf.reduce_sum(h * c)
+        return [outputs, h, c] + list(tape.gradient(loss, args))
+
+    def plain(*args):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            _, outputs, (h, c) = fused.fused_lstm(*args, loops="python")
+            loss = tf.reduce_sum(outputs * 2.0) + tf.reduce_sum(h * c)
+        return [outputs, h, c] + list(tape.gradient(loss, args))
+
+    for got, want in zip(run(*args), plain(*args)):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_native_loops_inside_tf_function_and_jit_compile():
     args = lstm_arguments()
     mask = tf.constant(np.array(MASKS["holes"], bool))

@@ -47,15 +47,11 @@ using ConstTensorMap =
     Eigen::TensorMap<Eigen::Tensor<const float, 2, Eigen::RowMajor>>;
 using TensorMap = Eigen::TensorMap<Eigen::Tensor<float, 2, Eigen::RowMajor>>;
 
-// Below this many multiply-adds per step a single thread does the step's
-// matmul faster than handing it to TensorFlow's thread pool.
-constexpr double kThreadedMatmulMinMacs = 1 << 20;
-
 // out (m, n) = a (m, k) · b (k, n), all row-major; on the op's thread pool
-// when the product is large enough to gain from it.
+// from `threaded_min_macs` multiply-adds on (below, one thread is faster).
 void MatMul(OpKernelContext* context, const float* a, const float* b,
-            float* out, int m, int k, int n) {
-  if (static_cast<double>(m) * k * n < kThreadedMatmulMinMacs) {
+            float* out, int m, int k, int n, int64_t threaded_min_macs) {
+  if (static_cast<int64_t>(m) * k * n < threaded_min_macs) {
     MatrixMap(out, m, n).noalias() =
         ConstMatrixMap(a, m, k) * ConstMatrixMap(b, k, n);
     return;
@@ -111,7 +107,9 @@ REGISTER_OP("KerasLstmForward")
     .Input("recurrent_kernel: float")
     .Input("mask: float")
     .Attr("store_for_backward: bool")
+    .Attr("threaded_min_macs: int = 2097152")
     .Output("hs: float")
+    .Output("h_last: float")
     .Output("c_last: float")
     .Output("cs: float")
     .Output("gates: float")
@@ -123,9 +121,10 @@ REGISTER_OP("KerasLstmForward")
       DimensionHandle units = c->Dim(c->input(1), 1);
       ShapeHandle hs = c->MakeShape({c->Dim(zx, 0), c->Dim(zx, 1), units});
       c->set_output(0, hs);
-      c->set_output(1, c->input(2));
-      c->set_output(2, store ? hs : c->MakeShape({0}));
-      c->set_output(3, store ? zx : c->MakeShape({0}));
+      c->set_output(1, c->input(1));
+      c->set_output(2, c->input(2));
+      c->set_output(3, store ? hs : c->MakeShape({0}));
+      c->set_output(4, store ? zx : c->MakeShape({0}));
       return Status();
     })
     .Doc("LSTM recurrence over time-major input projections (keras_lstm).");
@@ -138,6 +137,8 @@ class KerasLstmForwardOp : public OpKernel {
       : OpKernel(context) {
     OP_REQUIRES_OK(context,
                    context->GetAttr("store_for_backward", &store_));
+    OP_REQUIRES_OK(context,
+                   context->GetAttr("threaded_min_macs", &threaded_min_macs_));
   }
 
   void Compute(OpKernelContext* context) override {
@@ -156,19 +157,22 @@ class KerasLstmForwardOp : public OpKernel {
     const int gates_width = 4 * units;
     const int state_size = batch * units;
 
-    Tensor *hs_tensor, *c_last_tensor, *cs_tensor, *gates_tensor;
+    Tensor *hs_tensor, *h_last_tensor, *c_last_tensor, *cs_tensor,
+        *gates_tensor;
     OP_REQUIRES_OK(context, context->allocate_output(
                                 0, TensorShape({time, batch, units}),
                                 &hs_tensor));
     OP_REQUIRES_OK(context,
-                   context->allocate_output(1, c0.shape(), &c_last_tensor));
+                   context->allocate_output(1, h0.shape(), &h_last_tensor));
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(2, c0.shape(), &c_last_tensor));
     OP_REQUIRES_OK(context,
                    context->allocate_output(
-                       2, store_ ? hs_tensor->shape() : TensorShape({0}),
+                       3, store_ ? hs_tensor->shape() : TensorShape({0}),
                        &cs_tensor));
     OP_REQUIRES_OK(context,
                    context->allocate_output(
-                       3, store_ ? zx.shape() : TensorShape({0}),
+                       4, store_ ? zx.shape() : TensorShape({0}),
                        &gates_tensor));
 
     const float* mask =
@@ -193,7 +197,7 @@ class KerasLstmForwardOp : public OpKernel {
       const ConstMatrixMap h_tm1(h_prev, batch, units);
       const ConstMatrixMap c_tm1(c_prev, batch, units);
       MatMul(context, h_prev, recurrent_kernel.flat<float>().data(),
-             z.data(), batch, units, gates_width);
+             z.data(), batch, units, gates_width, threaded_min_macs_);
       z += ConstMatrixMap(zx_data + t * batch * gates_width, batch,
                           gates_width);
 
@@ -220,12 +224,16 @@ class KerasLstmForwardOp : public OpKernel {
       h_prev = h_out;
       c_prev = c_out;
     }
+    // An empty sequence (a chunk of zero steps) hands the states through.
+    std::memcpy(h_last_tensor->flat<float>().data(), h_prev,
+                sizeof(float) * state_size);
     std::memcpy(c_last_tensor->flat<float>().data(), c_prev,
                 sizeof(float) * state_size);
   }
 
  private:
   bool store_;
+  int64_t threaded_min_macs_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("KerasLstmForward").Device(DEVICE_CPU),
@@ -233,19 +241,21 @@ REGISTER_KERNEL_BUILDER(Name("KerasLstmForward").Device(DEVICE_CPU),
 
 REGISTER_OP("KerasLstmBackward")
     .Input("d_hs: float")
+    .Input("dh_last: float")
     .Input("dc_last: float")
     .Input("cs: float")
     .Input("gates: float")
     .Input("c0: float")
     .Input("recurrent_kernel: float")
     .Input("mask: float")
+    .Attr("threaded_min_macs: int = 2097152")
     .Output("d_zs: float")
     .Output("dh0: float")
     .Output("dc0: float")
     .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->input(3));
-      c->set_output(1, c->input(4));
-      c->set_output(2, c->input(4));
+      c->set_output(0, c->input(4));
+      c->set_output(1, c->input(5));
+      c->set_output(2, c->input(5));
       return Status();
     })
     .Doc("Gradient of KerasLstmForward with respect to zx, h0 and c0.");
@@ -256,16 +266,20 @@ REGISTER_OP("KerasLstmBackward")
 class KerasLstmBackwardOp : public OpKernel {
  public:
   explicit KerasLstmBackwardOp(OpKernelConstruction* context)
-      : OpKernel(context) {}
+      : OpKernel(context) {
+    OP_REQUIRES_OK(context,
+                   context->GetAttr("threaded_min_macs", &threaded_min_macs_));
+  }
 
   void Compute(OpKernelContext* context) override {
     const Tensor& d_hs_tensor = context->input(0);
-    const Tensor& dc_last = context->input(1);
-    const Tensor& cs_tensor = context->input(2);
-    const Tensor& gates_tensor = context->input(3);
-    const Tensor& c0 = context->input(4);
-    const Tensor& recurrent_kernel = context->input(5);
-    const Tensor& mask_tensor = context->input(6);
+    const Tensor& dh_last = context->input(1);
+    const Tensor& dc_last = context->input(2);
+    const Tensor& cs_tensor = context->input(3);
+    const Tensor& gates_tensor = context->input(4);
+    const Tensor& c0 = context->input(5);
+    const Tensor& recurrent_kernel = context->input(6);
+    const Tensor& mask_tensor = context->input(7);
     int time, batch, units;
     OP_REQUIRES_OK(context, CheckShapes(gates_tensor, 4, c0, recurrent_kernel,
                                         mask_tensor, &time, &batch, &units));
@@ -275,8 +289,10 @@ class KerasLstmBackwardOp : public OpKernel {
                 InvalidArgument("d_hs and cs must be ", states.DebugString(),
                                 ", got ", d_hs_tensor.shape().DebugString(),
                                 " and ", cs_tensor.shape().DebugString()));
-    OP_REQUIRES(context, dc_last.shape() == c0.shape(),
-                InvalidArgument("dc_last must have c0's shape"));
+    OP_REQUIRES(context,
+                dc_last.shape() == c0.shape() && dh_last.shape() == c0.shape(),
+                InvalidArgument("dh_last and dc_last must have c0's shape ",
+                                c0.shape().DebugString()));
     const int gates_width = 4 * units;
     const int state_size = batch * units;
 
@@ -302,7 +318,7 @@ class KerasLstmBackwardOp : public OpKernel {
 
     MatrixMap dh(dh0_tensor->flat<float>().data(), batch, units);
     MatrixMap dc(dc0_tensor->flat<float>().data(), batch, units);
-    dh.setZero();
+    dh = ConstMatrixMap(dh_last.flat<float>().data(), batch, units);
     dc = ConstMatrixMap(dc_last.flat<float>().data(), batch, units);
     Matrix tanh_c(batch, units), dc_carried(batch, units);
 
@@ -333,7 +349,7 @@ class KerasLstmBackwardOp : public OpKernel {
       dc.array() *= f;
       if (mask == nullptr) {
         MatMul(context, dz.data(), kernel_t.data(), dh.data(), batch,
-               gates_width, units);
+               gates_width, units, threaded_min_macs_);
         continue;
       }
       // A step that did not run passes dh and dc straight to step t - 1.
@@ -345,12 +361,14 @@ class KerasLstmBackwardOp : public OpKernel {
         }
       }
       MatMul(context, dz.data(), kernel_t.data(), dh.data(), batch,
-             gates_width, units);
+             gates_width, units, threaded_min_macs_);
       for (int b = 0; b < batch; ++b) {
         if (!Runs(mask, t, batch, b)) dh.row(b) = dc_carried.row(b);
       }
     }
   }
+ private:
+  int64_t threaded_min_macs_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("KerasLstmBackward").Device(DEVICE_CPU),
