@@ -23,6 +23,14 @@ def test_standardize_strips_line_breaks_and_punctuation():
     ]
 
 
+def test_keep_marks_makes_exclamation_and_question_marks_tokens():
+    raw = tf.constant(["Great!!<br />Why? Don't-miss it."])
+    got = text.standardize_review_keep_marks(raw).numpy()[0].decode().split()
+    assert got == ["great", "!", "!", "why", "?", "dont", "miss", "it"]
+    vectorizer = text.make_vectorizer(5, vocabulary=["!", "great"], keep_marks=True)
+    np.testing.assert_array_equal(vectorizer(tf.constant(["great!"])).to_list(), [[3, 2]])
+
+
 def test_vectorizer_ids_follow_word_frequency():
     vectorizer = text.make_vectorizer(vocab_size=4)
     words = input_pipeline.adapt_vocabulary(

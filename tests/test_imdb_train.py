@@ -45,7 +45,7 @@ def resumed_run(tmp_path_factory):
     """Two epochs, interrupted at the start of the second, then rerun."""
     root = tmp_path_factory.mktemp("imdb")
     config = tiny_config(data_dir=write_acl_imdb(root / "aclImdb"), gate_heatmaps=True,
-                         learning_rate_schedule="cosine")
+                         learning_rate_schedule="cosine", keep_marks=True)
     model_dir = str(root / "run")
     monkeypatch = pytest.MonkeyPatch()
     _interrupt_at_epoch(monkeypatch, interrupted_epoch=1)
@@ -134,7 +134,7 @@ def test_saved_model_takes_raw_strings_like_the_best_checkpoint(resumed_run):
     from recipes.imdb_sentiment import text
 
     config = resumed_run["config"]
-    vectorizer = text.make_vectorizer(config.vocab_size, config.max_len, vocabulary)
+    vectorizer = text.make_vectorizer(config.vocab_size, config.max_len, vocabulary, config.keep_marks)
     classifier = keras.models.load_model(
         checkpoints.checkpoint_path(model_dir, metrics["best_epoch"])
     )

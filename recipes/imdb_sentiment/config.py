@@ -34,6 +34,8 @@ class Config:
 
     # Vocabulary size of TextVectorization, including padding and [UNK].
     vocab_size: int = 20000
+    # Keep "!" and "?" as tokens of their own (other punctuation is dropped).
+    keep_marks: bool = False
     # Reviews are cut to their first `max_len` tokens (95% of the reviews
     # are shorter than 600; length buckets keep long ones from slowing short ones).
     max_len: int = 800

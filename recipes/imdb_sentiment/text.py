@@ -1,7 +1,7 @@
 """Review text to token ids: the standardization and the TextVectorization layer.
 
-`standardize_review` is a registered Keras serializable, so a saved model that
-holds the vectorizer loads with `keras.models.load_model` and no
+`standardize_review` and `standardize_review_keep_marks` are registered Keras
+serializables, so a saved model that holds the vectorizer loads with `keras.models.load_model` and no
 custom_objects once this package is imported (`import recipes.imdb_sentiment`
 does it).
 """
@@ -14,6 +14,9 @@ _LINE_BREAK = r"<br\s*/?>"
 # ASCII punctuation except the apostrophe, which is dropped instead so that
 # "don't" stays one token ("dont").
 _PUNCTUATION = r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~]"
+# The marks that `standardize_review_keep_marks` keeps as tokens of their own.
+_MARKS = r"([!?])"
+_PUNCTUATION_BUT_MARKS = r"[\"#$%&()*+,\-./:;<=>@\[\\\]^_`{|}~]"
 
 
 @keras.saving.register_keras_serializable(package="imdb_sentiment")
@@ -25,7 +28,17 @@ def standardize_review(texts):
     return tf.strings.regex_replace(texts, "'", "")
 
 
-def make_vectorizer(vocab_size, max_len=None, vocabulary=None):
+@keras.saving.register_keras_serializable(package="imdb_sentiment")
+def standardize_review_keep_marks(texts):
+    """`standardize_review`, but "!" and "?" become tokens ("great!" -> "great !")."""
+    texts = tf.strings.lower(texts, encoding="utf-8")
+    texts = tf.strings.regex_replace(texts, _LINE_BREAK, " ")
+    texts = tf.strings.regex_replace(texts, _MARKS, r" \1 ")
+    texts = tf.strings.regex_replace(texts, _PUNCTUATION_BUT_MARKS, " ")
+    return tf.strings.regex_replace(texts, "'", "")
+
+
+def make_vectorizer(vocab_size, max_len=None, vocabulary=None, keep_marks=False):
     """A TextVectorization layer: id 0 pads, 1 is [UNK], words from 2.
 
     Args:
@@ -34,10 +47,11 @@ def make_vectorizer(vocab_size, max_len=None, vocabulary=None):
             for the saved model); None gives ragged, uncut token ids, which
             the input pipeline cuts and batches itself.
         vocabulary: The words (from a previous `adapt`), or None to adapt later.
+        keep_marks: Keep "!" and "?" as tokens (`standardize_review_keep_marks`).
     """
     return keras.layers.TextVectorization(
         max_tokens=vocab_size,
-        standardize=standardize_review,
+        standardize=standardize_review_keep_marks if keep_marks else standardize_review,
         output_mode="int",
         output_sequence_length=max_len,
         ragged=max_len is None,

@@ -78,7 +78,7 @@ def _vocabulary(config, model_dir, train_texts):
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
-    vectorizer = text.make_vectorizer(config.vocab_size)
+    vectorizer = text.make_vectorizer(config.vocab_size, keep_marks=config.keep_marks)
     words = [str(w) for w in input_pipeline.adapt_vocabulary(vectorizer, train_texts)]
     outputs.write_json_atomically(path, words)
     return words
@@ -149,7 +149,9 @@ def _restore_or_build(config, model_dir, done, vocab_size, train_examples):
 def _export(config, vocabulary, checkpoint, model_dir):
     """Saves vectorizer + classifier (built outside any strategy) as model.keras."""
     end_to_end = model_lib.build_end_to_end(
-        text.make_vectorizer(config.vocab_size, config.max_len, vocabulary),
+        text.make_vectorizer(
+            config.vocab_size, config.max_len, vocabulary, config.keep_marks
+        ),
         keras.models.load_model(checkpoint, compile=False),
     )
     path = os.path.join(model_dir, "model.keras")
@@ -185,7 +187,9 @@ def train_and_evaluate(config, model_dir):
         os.path.join(model_dir, "logs", "config"), dataclasses.asdict(config)
     )
     vocabulary = _vocabulary(config, model_dir, splits["train"].texts.astype(str))
-    vectorizer = text.make_vectorizer(config.vocab_size, vocabulary=vocabulary)
+    vectorizer = text.make_vectorizer(
+        config.vocab_size, vocabulary=vocabulary, keep_marks=config.keep_marks
+    )
     datasets = _make_datasets(config, splits, vectorizer)
 
     history, done = checkpoints.resume_point(model_dir)
