@@ -72,7 +72,8 @@ def test_unknown_cell_and_pooling_are_refused():
 
 
 def test_constant_learning_rate_is_the_flag_value():
-    assert model_lib.learning_rate_schedule(_config(learning_rate=0.01), 100) == 0.01
+    config = _config(learning_rate=0.01, learning_rate_schedule="constant")
+    assert model_lib.learning_rate_schedule(config, 100) == 0.01
 
 
 def test_cosine_schedule_decays_to_zero_after_the_last_epoch():

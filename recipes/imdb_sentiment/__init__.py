@@ -2,8 +2,10 @@
 
 Train with `python -m recipes.imdb_sentiment --model_dir=DIR`, score texts with
 `python -m recipes.imdb_sentiment.predict --model_dir=DIR "some review"`.
-Importing this package registers the text standardization that the saved
-model.keras refers to, so `keras.models.load_model` needs no custom_objects.
+Importing this package registers what the saved model.keras refers to (the
+text standardizations, the masked max pooling layer, keras_lstm.LSTM), so
+`keras.models.load_model` needs no custom_objects.
 """
 
-from recipes.imdb_sentiment import text  # noqa: F401  (registers standardize_review)
+from recipes.imdb_sentiment import model  # noqa: F401  (MaskedGlobalMaxPooling1D)
+from recipes.imdb_sentiment import text  # noqa: F401  (standardize_review...)

@@ -1,8 +1,9 @@
 """Settings of the IMDB sentiment recipe: one dataclass, defaults tuned for 2 CPU cores.
 
-The defaults were chosen on a movie-disjoint validation split of the training
-reviews (see the README for the measured figures); `debug_config()` shrinks
-everything so that a test trains for a step or two in seconds.
+The defaults (max pooling, word dropout and dropout 0.5, 6 epochs under a
+cosine learning-rate decay) are the best of the runs the README lists;
+`debug_config()` shrinks everything so that a test trains for a step or two in
+seconds and keeps the constant learning rate and patience the tests rely on.
 """
 
 import dataclasses
@@ -53,25 +54,25 @@ class Config:
     # What the classifier reads from the top LSTM layer: "last" (each
     # direction's final output), "mean" or "max" (over the review's tokens),
     # or "mean_max" (both, concatenated).
-    pooling: str = "mean"
+    pooling: str = "max"
     # Share of the tokens whose whole word vector is dropped in training.
-    word_dropout: float = 0.3
+    word_dropout: float = 0.5
     # Dropout rate on the pooled LSTM output.
-    dropout: float = 0.4
+    dropout: float = 0.5
 
     # Reviews per optimizer step (global batch across replicas).
     batch_size: int = 64
     # Maximum number of passes over the training reviews.
-    epochs: int = 3
+    epochs: int = 6
     # Adam's step size; gradients are clipped to this global norm.
     learning_rate: float = 2e-3
     clipnorm: float = 1.0
     # "constant", or "cosine": from learning_rate down to zero at the end of
     # the last of `epochs` epochs (fixed when the run starts).
-    learning_rate_schedule: str = "constant"
+    learning_rate_schedule: str = "cosine"
     # Stop after this many epochs without a better validation accuracy
     # (0: never stop early). The best epoch's weights are used in the end.
-    early_stopping_patience: int = 1
+    early_stopping_patience: int = 0
 
     # tf.distribute strategy: default, mirrored, multi_worker or tpu.
     strategy: str = "default"

@@ -54,7 +54,7 @@ def load_model(model_dir):
     import keras
 
     import keras_lstm  # noqa: F401  (registers keras_lstm.LSTM)
-    import recipes.imdb_sentiment  # noqa: F401  (registers the standardization)
+    import recipes.imdb_sentiment  # noqa: F401  (registers the custom objects)
 
     return keras.models.load_model(path)
 
