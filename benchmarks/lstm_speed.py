@@ -282,7 +282,7 @@ def benchmark_config(name, config, args, peak):
 
     infer_path = ours.implementation_path
     if infer_path == "fused" and dispatch.inference_prefers_step(
-            config.features, config.units):
+            config.features, config.units, ours.fused_loops):
         infer_path = "step"
     return {"config": config._asdict(), "path": ours.implementation_path,
             "infer_path": infer_path,

@@ -138,15 +138,18 @@ def select_path(options, gpu_available):
     return "fused"
 
 
-def inference_prefers_step(features, units):
+def inference_prefers_step(features, units, fused_loops):
     """Whether "auto" should run an inference call step by step on CPU.
 
-    Without a backward pass the fused path's gain is only the per-step
-    overhead, and its one large ``x·kernel`` matmul over all steps is slow
-    when the input is wider than the state: measured at imdb's shape
-    (64, 200, 128 features, 64 units) the projection alone took 9 ms of
-    keras's whole 18 ms step-by-step forward, and fused inference ran at
-    0.7–0.8x keras, while at charlm (64 features, 256 units) and long (8, 32)
-    it ran at 1.0–1.5x. Unknown feature counts keep the fused path.
+    Only when the fused path would run its XLA loops (`LSTM.fused_loops`):
+    without a backward pass their gain is only the per-step overhead, and
+    the one large ``x·kernel`` matmul over all steps is slow when the input
+    is wider than the state. Measured at imdb's shape (64, 200, 128 features,
+    64 units): the projection alone took 9 ms of keras's whole 18 ms forward
+    and fused inference with XLA loops ran at 0.7–0.8x keras, while at charlm
+    (64 features, 256 units) and long (8, 32) it ran at 1.0–1.5x. The C++
+    loops overlap the projection with the recurrence and were faster than
+    step by step at imdb too (16.9 vs 19.9 ms, keras 20.1 ms), so with them
+    the fused path always runs. Unknown feature counts keep the fused path.
     """
-    return features is not None and features > units
+    return fused_loops == "xla" and features is not None and features > units

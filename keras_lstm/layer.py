@@ -201,9 +201,10 @@ class LSTM(keras.layers.RNN):
           use_bias, mixed precision (the input projection in the low
           precision, the recurrence in float32).
         - "step" (the cell one step at a time) otherwise, or when
-          implementation="step". With implementation="auto", inference calls
-          (training=False) on CPU whose input has more features than units
-          also run step by step, which measured faster there (see
+          implementation="step". With implementation="auto" and the XLA
+          loops (`fused_loops`), inference calls (training=False) on CPU
+          whose input has more features than units also run step by step,
+          which measured faster there (see
           `keras_lstm.dispatch.inference_prefers_step`).
         """
         return dispatch.select_path(
@@ -252,7 +253,9 @@ class LSTM(keras.layers.RNN):
             path == "fused"
             and self.implementation == "auto"
             and not training
-            and dispatch.inference_prefers_step(sequences.shape[-1], self.units)
+            and dispatch.inference_prefers_step(
+                sequences.shape[-1], self.units, self.fused_loops
+            )
         ):
             path = "step"
         if path == "step":

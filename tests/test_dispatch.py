@@ -126,15 +126,19 @@ def test_implementation_path_is_read_only():
 @pytest.mark.parametrize("features, units, expected",
                          [(128, 64, True), (64, 256, False), (8, 32, False),
                           (64, 64, False), (None, 8, False)])
-def test_inference_prefers_step_for_wide_inputs(features, units, expected):
-    assert dispatch.inference_prefers_step(features, units) == expected
+def test_inference_prefers_step_for_wide_inputs_with_xla_loops(features, units, expected):
+    assert dispatch.inference_prefers_step(features, units, "xla") == expected
+    # The C++ loops are faster than step by step at every shape measured.
+    assert not dispatch.inference_prefers_step(features, units, "native")
 
 
 def test_wide_input_inference_matches_training_path():
-    layer = keras_lstm.LSTM(3, return_sequences=True)
-    x = np.random.default_rng(0).normal(size=(2, 4, 5)).astype("float32")
-    # training=False runs step by step (5 features > 3 units), training=True
-    # fused; without dropout both compute the same thing.
+    # float64 runs the XLA loops, so training=False runs step by step (5
+    # features > 3 units) and training=True fused; without dropout both
+    # compute the same thing.
+    layer = keras_lstm.LSTM(3, return_sequences=True, dtype="float64")
+    assert layer.fused_loops == "xla"
+    x = np.random.default_rng(0).normal(size=(2, 4, 5))
     np.testing.assert_allclose(
-        layer(x, training=False), layer(x, training=True), atol=1e-6
+        layer(x, training=False), layer(x, training=True), atol=1e-12
     )
