@@ -231,17 +231,24 @@ def _inside_xla_compilation():
     return control_flow_util.GraphOrParentsInXlaContext(graph)
 
 
-def choose_loops(dtype, units, gpu_available, native_loaded, inside_xla):
+def choose_loops(dtype, gpu_available, inside_xla, native_available):
     """The loops "auto" runs: "native" where it can run, else "xla".
 
     The C++ ops take float32 on CPU and have no XLA kernel, so float64,
     machines with a GPU and code compiled with jit_compile=True keep the XLA
-    loops (a GPU runs cuDNN or XLA's GPU loops; see `keras_lstm.cudnn`).
+    loops (a GPU runs cuDNN or XLA's GPU loops; see `keras_lstm.cudnn`). The
+    native loops were the faster at every shape measured (see the README).
+
+    Args:
+        dtype: The recurrence's dtype (float32 also under mixed precision).
+        gpu_available: Whether TensorFlow sees a GPU.
+        inside_xla: Whether the ops are being built into an XLA cluster.
+        native_available: A callable telling whether the C++ ops load; only
+            called when they would be used (the first call builds them).
     """
-    del units  # Same choice at every size measured; see the README.
-    if dtype != tf.float32 or gpu_available or inside_xla or not native_loaded:
+    if dtype != tf.float32 or gpu_available or inside_xla:
         return "xla"
-    return "native"
+    return "native" if native_available() else "xla"
 
 
 def _loop_functions(loops, units):
@@ -321,13 +328,12 @@ def _resolve_loops(loops, dtype):
     """`loops` with "auto" replaced by the choice for this machine and dtype."""
     if loops not in LOOPS:
         raise ValueError(f"loops must be one of {LOOPS}. Received: {loops!r}")
-    native_loaded = dtype == tf.float32 and native.ops() is not None
     if loops == "auto":
         return choose_loops(
-            dtype, None, devices.gpu_available(), native_loaded,
-            _inside_xla_compilation(),
+            dtype, devices.gpu_available(), _inside_xla_compilation(),
+            native.available,
         )
-    if loops == "native" and not native_loaded:
+    if loops == "native" and not (dtype == tf.float32 and native.available()):
         raise ValueError(
             "loops='native' needs float32 and keras_lstm's C++ ops, which are "
             f"unavailable here (see the warning above, if any). Received: "

@@ -225,10 +225,9 @@ class LSTM(keras.layers.RNN):
         float64 = keras.backend.standardize_dtype(self.compute_dtype) == "float64"
         return fused.choose_loops(
             tf.float64 if float64 else tf.float32,
-            self.units,
             cudnn.gpu_available(),
-            native.ops() is not None,
             inside_xla=False,
+            native_available=native.available,
         )
 
     def _path_options(self):

@@ -151,15 +151,27 @@ def test_layer_reports_native_loops_for_float32_only():
         (dict(), "native"),
         (dict(dtype=tf.float64), "xla"),
         (dict(gpu_available=True), "xla"),
-        (dict(native_loaded=False), "xla"),
+        (dict(native_loads=False), "xla"),
         (dict(inside_xla=True), "xla"),
     ],
 )
 def test_choose_loops(change, expected):
-    rules = dict(dtype=tf.float32, units=64, gpu_available=False,
-                 native_loaded=True, inside_xla=False)
+    rules = dict(dtype=tf.float32, gpu_available=False, inside_xla=False,
+                 native_loads=True)
     rules.update(change)
-    assert fused.choose_loops(**rules) == expected
+    asked = []
+
+    def native_available():
+        asked.append(True)
+        return rules["native_loads"]
+
+    got = fused.choose_loops(
+        rules["dtype"], rules["gpu_available"], rules["inside_xla"],
+        native_available,
+    )
+    assert got == expected
+    # The C++ ops are only built when they would run (not on GPU machines).
+    assert asked == ([True] if got == "native" or not rules["native_loads"] else [])
 
 
 def test_unknown_loops_are_rejected():

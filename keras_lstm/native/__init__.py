@@ -126,7 +126,7 @@ def ops():
         if not os.path.exists(path):
             build(compiler, path)
         return tf.load_op_library(path)
-    except (BuildError, OSError, tf.errors.NotFoundError) as error:
+    except (BuildError, OSError, tf.errors.OpError) as error:
         warnings.warn(
             "keras_lstm: the C++ LSTM ops are unavailable, the fused path "
             f"uses its XLA loops instead (same results, slower on CPU). "
@@ -134,6 +134,11 @@ def ops():
             stacklevel=2,
         )
         return None
+
+
+def available():
+    """Whether the ops load here (building them on the first call)."""
+    return ops() is not None
 
 
 def _float_mask(mask):
