@@ -187,6 +187,8 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True):
         # The ops are never differentiated by autodiff; the gradient is below.
         args = [tf.stop_gradient(t) for t in (zx, h0, c0, recurrent_kernel)]
         hs, h_last, c_last, cs, gates = forward(args, store=training)
+        if training:
+            args[0] = None  # The backward pass needs no zx: free it early.
 
         def grad(d_hs, dh_last, dc_last):
             saved_cs, saved_gates = cs, gates
