@@ -50,8 +50,9 @@ using TensorMap = Eigen::TensorMap<Eigen::Tensor<float, 2, Eigen::RowMajor>>;
 // out (m, n) = a (m, k) · b (k, n), all row-major; on the op's thread pool
 // from `threaded_min_macs` multiply-adds on (below, one thread is faster).
 void MatMul(OpKernelContext* context, const float* a, const float* b,
-            float* out, int m, int k, int n, int64_t threaded_min_macs) {
-  if (static_cast<int64_t>(m) * k * n < threaded_min_macs) {
+            float* out, int64_t m, int64_t k, int64_t n,
+            int64_t threaded_min_macs) {
+  if (m * k * n < threaded_min_macs) {
     MatrixMap(out, m, n).noalias() =
         ConstMatrixMap(a, m, k) * ConstMatrixMap(b, k, n);
     return;
@@ -64,14 +65,15 @@ void MatMul(OpKernelContext* context, const float* a, const float* b,
 }
 
 // Whether step t of batch row b runs (no mask: every step runs).
-inline bool Runs(const float* mask, int t, int batch, int b) {
+inline bool Runs(const float* mask, int64_t t, int64_t batch, int64_t b) {
   return mask == nullptr || mask[t * batch + b] != 0.0f;
 }
 
 // Checks the shapes shared by both ops; sets *time, *batch, *units.
 Status CheckShapes(const Tensor& sequence, int sequence_width_factor,
                    const Tensor& state, const Tensor& recurrent_kernel,
-                   const Tensor& mask, int* time, int* batch, int* units) {
+                   const Tensor& mask, int64_t* time, int64_t* batch,
+                   int64_t* units) {
   if (recurrent_kernel.dims() != 2 ||
       recurrent_kernel.dim_size(1) != 4 * recurrent_kernel.dim_size(0)) {
     return InvalidArgument("recurrent_kernel must be (units, 4 * units), got ",
@@ -147,15 +149,15 @@ class KerasLstmForwardOp : public OpKernel {
     const Tensor& c0 = context->input(2);
     const Tensor& recurrent_kernel = context->input(3);
     const Tensor& mask_tensor = context->input(4);
-    int time, batch, units;
+    int64_t time, batch, units;
     OP_REQUIRES_OK(context, CheckShapes(zx, 4, h0, recurrent_kernel,
                                         mask_tensor, &time, &batch, &units));
     OP_REQUIRES(context, c0.shape() == h0.shape(),
                 InvalidArgument("c0 must have h0's shape ",
                                 h0.shape().DebugString(), ", got ",
                                 c0.shape().DebugString()));
-    const int gates_width = 4 * units;
-    const int state_size = batch * units;
+    const int64_t gates_width = 4 * units;
+    const int64_t state_size = batch * units;
 
     Tensor *hs_tensor, *h_last_tensor, *c_last_tensor, *cs_tensor,
         *gates_tensor;
@@ -189,7 +191,7 @@ class KerasLstmForwardOp : public OpKernel {
     const float* h_prev = h0.flat<float>().data();
     const float* c_prev = c0.flat<float>().data();
 
-    for (int t = 0; t < time; ++t) {
+    for (int64_t t = 0; t < time; ++t) {
       float* h_out = hs + t * state_size;
       float* c_out = store_ ? cs + t * state_size : c_scratch[t % 2].data();
       float* a_out = store_ ? gates + t * batch * gates_width
@@ -214,7 +216,7 @@ class KerasLstmForwardOp : public OpKernel {
                           a.middleCols(2 * units, units).array();
       h_new.array() = a.rightCols(units).array() * c_new.array().tanh();
       if (mask != nullptr) {
-        for (int b = 0; b < batch; ++b) {
+        for (int64_t b = 0; b < batch; ++b) {
           if (!Runs(mask, t, batch, b)) {
             c_new.row(b) = c_tm1.row(b);
             h_new.row(b) = h_tm1.row(b);
@@ -280,7 +282,7 @@ class KerasLstmBackwardOp : public OpKernel {
     const Tensor& c0 = context->input(5);
     const Tensor& recurrent_kernel = context->input(6);
     const Tensor& mask_tensor = context->input(7);
-    int time, batch, units;
+    int64_t time, batch, units;
     OP_REQUIRES_OK(context, CheckShapes(gates_tensor, 4, c0, recurrent_kernel,
                                         mask_tensor, &time, &batch, &units));
     const TensorShape states({time, batch, units});
@@ -293,8 +295,8 @@ class KerasLstmBackwardOp : public OpKernel {
                 dc_last.shape() == c0.shape() && dh_last.shape() == c0.shape(),
                 InvalidArgument("dh_last and dc_last must have c0's shape ",
                                 c0.shape().DebugString()));
-    const int gates_width = 4 * units;
-    const int state_size = batch * units;
+    const int64_t gates_width = 4 * units;
+    const int64_t state_size = batch * units;
 
     Tensor *d_zs_tensor, *dh0_tensor, *dc0_tensor;
     OP_REQUIRES_OK(context, context->allocate_output(0, gates_tensor.shape(),
@@ -322,7 +324,7 @@ class KerasLstmBackwardOp : public OpKernel {
     dc = ConstMatrixMap(dc_last.flat<float>().data(), batch, units);
     Matrix tanh_c(batch, units), dc_carried(batch, units);
 
-    for (int t = time - 1; t >= 0; --t) {
+    for (int64_t t = time - 1; t >= 0; --t) {
       const ConstMatrixMap a(gates + t * batch * gates_width, batch,
                              gates_width);
       const auto i = a.leftCols(units).array();
@@ -353,7 +355,7 @@ class KerasLstmBackwardOp : public OpKernel {
         continue;
       }
       // A step that did not run passes dh and dc straight to step t - 1.
-      for (int b = 0; b < batch; ++b) {
+      for (int64_t b = 0; b < batch; ++b) {
         if (!Runs(mask, t, batch, b)) {
           dz.row(b).setZero();
           dc.row(b) = dc_carried.row(b);
@@ -362,11 +364,12 @@ class KerasLstmBackwardOp : public OpKernel {
       }
       MatMul(context, dz.data(), kernel_t.data(), dh.data(), batch,
              gates_width, units, threaded_min_macs_);
-      for (int b = 0; b < batch; ++b) {
+      for (int64_t b = 0; b < batch; ++b) {
         if (!Runs(mask, t, batch, b)) dh.row(b) = dc_carried.row(b);
       }
     }
   }
+
  private:
   int64_t threaded_min_macs_;
 };
