@@ -99,6 +99,28 @@ def test_chunked_sequence_matches_one_chunk(monkeypatch, mask_name):
         np.testing.assert_allclose(got, want, atol=1e-6)
 
 
+def test_thread_pool_matmul_matches_one_thread(monkeypatch):
+    """Columns split across the pool's threads (32 units: 2 parts of 64)."""
+    rng = np.random.default_rng(7)
+    args = [tf.constant(a.astype("float32")) for a in (
+        rng.normal(size=(4, 9, 6)), rng.normal(size=(4, 32)),
+        rng.normal(size=(4, 32)), rng.normal(size=(6, 128)) * 0.3,
+        rng.normal(size=(32, 128)) * 0.2, rng.normal(size=(128,)))]
+    mask = tf.constant(rng.random((4, 9)) > 0.2)
+
+    def run():
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            _, outputs, (h, c) = fused.fused_lstm(*args, mask=mask, loops="native")
+            loss = tf.reduce_sum(outputs * outputs) + tf.reduce_sum(c)
+        return [outputs, h, c] + list(tape.gradient(loss, args))
+
+    one_thread = run()
+    monkeypatch.setattr(native, "THREADED_MIN_MACS", 0)
+    for got, want in zip(run(), one_thread):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_unknown_length_with_empty_chunks():
     """3 steps in 4 chunks of unknown length: one chunk is empty."""
     args = lstm_arguments()

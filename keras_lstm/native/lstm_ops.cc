@@ -16,6 +16,7 @@
 
 #define EIGEN_USE_THREADS
 
+#include <algorithm>
 #include <cstring>
 
 #include "Eigen/Core"
@@ -43,25 +44,33 @@ using Matrix =
 using MatrixMap = Eigen::Map<Matrix>;
 using ConstMatrixMap = Eigen::Map<const Matrix>;
 
-using ConstTensorMap =
-    Eigen::TensorMap<Eigen::Tensor<const float, 2, Eigen::RowMajor>>;
-using TensorMap = Eigen::TensorMap<Eigen::Tensor<float, 2, Eigen::RowMajor>>;
-
-// out (m, n) = a (m, k) · b (k, n), all row-major; on the op's thread pool
-// from `threaded_min_macs` multiply-adds on (below, one thread is faster).
+// out (m, n) = a (m, k) · b (k, n), all row-major. From `threaded_min_macs`
+// multiply-adds on, the columns are split between the threads of the op's
+// pool, each running Eigen's matrix product on its share (below, one thread
+// is faster).
 void MatMul(OpKernelContext* context, const float* a, const float* b,
             float* out, int64_t m, int64_t k, int64_t n,
             int64_t threaded_min_macs) {
+  const ConstMatrixMap a_map(a, m, k);
+  const ConstMatrixMap b_map(b, k, n);
+  MatrixMap out_map(out, m, n);
   if (m * k * n < threaded_min_macs) {
-    MatrixMap(out, m, n).noalias() =
-        ConstMatrixMap(a, m, k) * ConstMatrixMap(b, k, n);
+    out_map.noalias() = a_map * b_map;
     return;
   }
-  const Eigen::array<Eigen::IndexPair<int>, 1> contract = {
-      Eigen::IndexPair<int>(1, 0)};
-  TensorMap(out, m, n).device(
-      context->eigen_device<Eigen::ThreadPoolDevice>()) =
-      ConstTensorMap(a, m, k).contract(ConstTensorMap(b, k, n), contract);
+  const auto& device = context->eigen_device<Eigen::ThreadPoolDevice>();
+  const int64_t parts =
+      std::max<int64_t>(1, std::min<int64_t>(device.numThreads(), n / 64));
+  device.parallelFor(
+      parts, Eigen::TensorOpCost(0, 0, 1e9),
+      [&](Eigen::Index first, Eigen::Index last) {
+        for (Eigen::Index part = first; part < last; ++part) {
+          const int64_t begin = n * part / parts;
+          const int64_t end = n * (part + 1) / parts;
+          out_map.middleCols(begin, end - begin).noalias() =
+              a_map * b_map.middleCols(begin, end - begin);
+        }
+      });
 }
 
 // Whether step t of batch row b runs (no mask: every step runs).
