@@ -196,7 +196,7 @@ def test_csv_run_with_last_output_pooling_and_early_stopping(tmp_path):
     csv_file = tmp_path / "reviews.csv"
     csv_file.write_text("review,sentiment\n" + "\n".join(rows) + "\n")
     config = tiny_config(csv_file=str(csv_file), epochs=3, early_stopping_patience=1,
-                         learning_rate=0.0, pooling="last")
+                         learning_rate=0.0, pooling="last", keep_marks=False)
     metrics = train.train_and_evaluate(config, str(tmp_path / "run"))
     # With no learning, validation accuracy never improves: stop after epoch 2.
     assert metrics["epochs"] == 2 and metrics["best_epoch"] == 1

@@ -32,7 +32,7 @@ flags.DEFINE_string("tfds_data_dir", _DEFAULTS.tfds_data_dir, "Where TFDS keeps 
 flags.DEFINE_float("validation_fraction", _DEFAULTS.validation_fraction, "Share of the training reviews held out for validation.")
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of data splits, shuffling and initialization.")
 flags.DEFINE_integer("vocab_size", _DEFAULTS.vocab_size, "Vocabulary size, padding and [UNK] included.")
-flags.DEFINE_bool("keep_marks", _DEFAULTS.keep_marks, "Keep ! and ? as tokens of their own (other punctuation is dropped).")
+flags.DEFINE_bool("keep_marks", _DEFAULTS.keep_marks, "Keep ! and ? as tokens of their own (other punctuation is dropped); --nokeep_marks drops them too.")
 flags.DEFINE_integer("max_len", _DEFAULTS.max_len, "Reviews are cut to their first max_len tokens.")
 flags.DEFINE_bool("bucket_by_length", _DEFAULTS.bucket_by_length, "Batch reviews of similar length; --nobucket_by_length pads all to max_len.")
 flags.DEFINE_integer("embedding_dim", _DEFAULTS.embedding_dim, "Width of the word vectors.")
