@@ -333,11 +333,16 @@ def _resolve_loops(loops, dtype):
             dtype, devices.gpu_available(), _inside_xla_compilation(),
             native.available,
         )
-    if loops == "native" and not (dtype == tf.float32 and native.available()):
+    if loops == "native" and dtype != tf.float32:
         raise ValueError(
-            "loops='native' needs float32 and keras_lstm's C++ ops, which are "
-            f"unavailable here (see the warning above, if any). Received: "
-            f"loops='native' with dtype {dtype.name}"
+            "loops='native' runs float32 only. Received: loops='native' with "
+            f"dtype {dtype.name}"
+        )
+    if loops == "native" and not native.available():
+        raise ValueError(
+            "loops='native' was given, but keras_lstm's C++ ops are "
+            "unavailable here (the warning above says why). Received: "
+            "loops='native'"
         )
     return loops
 

@@ -201,6 +201,12 @@ def test_unknown_loops_are_rejected():
         fused.fused_lstm(*lstm_arguments(), loops="fast")
 
 
+def test_native_loops_refuse_float64():
+    args = [tf.cast(a, tf.float64) for a in lstm_arguments()]
+    with pytest.raises(ValueError, match="float32 only.*dtype float64"):
+        fused.fused_lstm(*args, loops="native")
+
+
 def test_op_rejects_a_kernel_of_the_wrong_shape():
     zx = random_tensor(STEPS, BATCH, 4 * UNITS)
     state = random_tensor(BATCH, UNITS)
