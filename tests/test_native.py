@@ -16,6 +16,7 @@ import tensorflow as tf
 import keras_lstm
 from keras_lstm import fused
 from keras_lstm import native
+from keras_lstm.native import build as native_build
 
 pytestmark = pytest.mark.skipif(
     native.ops() is None, reason="keras_lstm's C++ ops could not be built here"
@@ -221,32 +222,32 @@ def test_op_rejects_a_kernel_of_the_wrong_shape():
 
 
 def test_switched_off_by_environment(monkeypatch):
-    monkeypatch.setenv(native.DISABLE_VARIABLE, "0")
-    assert not native.enabled()
-    assert native.ops.__wrapped__() is None
+    monkeypatch.setenv(native_build.DISABLE_VARIABLE, "0")
+    assert not native_build.enabled()
+    assert native_build.ops.__wrapped__() is None
 
 
 def test_failed_build_warns_and_leaves_no_file(monkeypatch, tmp_path):
-    monkeypatch.setenv(native.CACHE_VARIABLE, str(tmp_path))
+    monkeypatch.setenv(native_build.CACHE_VARIABLE, str(tmp_path))
     monkeypatch.setattr(
-        native, "compile_command",
+        native_build, "compile_command",
         lambda compiler, output: [compiler, "--no-such-option", "-o", output],
     )
     with pytest.warns(UserWarning, match="XLA loops instead.*exited with"):
-        assert native.ops.__wrapped__() is None
+        assert native_build.ops.__wrapped__() is None
     assert os.listdir(tmp_path) == []
 
 
 def test_missing_compiler_warns(monkeypatch, tmp_path):
-    monkeypatch.setenv(native.CACHE_VARIABLE, str(tmp_path))
+    monkeypatch.setenv(native_build.CACHE_VARIABLE, str(tmp_path))
     monkeypatch.setenv("CXX", "")
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
-        assert native.ops.__wrapped__() is None
+        assert native_build.ops.__wrapped__() is None
 
 
 def test_build_command_uses_tensorflow_flags():
-    command = native.compile_command("g++", "/tmp/out.so")
-    assert native.SOURCE in command
+    command = native_build.compile_command("g++", "/tmp/out.so")
+    assert native_build.SOURCE in command
     for flag in tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags():
         assert flag in command
