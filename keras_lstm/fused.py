@@ -38,6 +38,7 @@ from keras_lstm import devices
 from keras_lstm import native
 from keras_lstm.cell import GATE_ORDER
 from keras_lstm.cell import lstm_equations
+from keras_lstm.sequence_gradients import recurrent_kernel_gradient
 
 # The backward pass below differentiates these gate positions; it is written
 # for the cell's order and would silently be wrong for any other.
@@ -310,13 +311,7 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
             d_zs, dh0, dc0 = backward(
                 d_hs, dc_last, saved_cs, saved_gates, args[2], args[3], mask
             )
-            size = tf.shape(h0)[-1]
-            h_prev = tf.concat([args[1][None], all_hs[:-1]], axis=0)
-            d_kernel = tf.matmul(  # All steps at once: (U, T·B)·(T·B, 4U).
-                tf.reshape(h_prev, [-1, size]),
-                tf.reshape(d_zs, [-1, 4 * size]),
-                transpose_a=True,
-            )
+            d_kernel = recurrent_kernel_gradient(args[1], all_hs, d_zs)
             return d_zs, dh0, dc0, d_kernel
 
         return (hs, c_last), grad

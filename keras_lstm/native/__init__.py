@@ -11,6 +11,8 @@ import tensorflow as tf
 
 from keras_lstm.native.build import available  # noqa: F401 (part of this API)
 from keras_lstm.native.build import ops
+from keras_lstm.sequence_gradients import recurrent_kernel_gradient
+
 
 def _float_mask(mask):
     """bool (time, batch, 1) or None -> float (time, batch), or (0,) for none."""
@@ -69,15 +71,8 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True):
                 d_hs, dh_last, dc_last, saved_cs, saved_gates, args[2],
                 args[3], float_mask, threaded_min_macs=THREADED_MIN_MACS,
             )
-            units = tf.shape(args[1])[-1]
-            # h before each step: h0, then every h but the last.
-            h_prev = tf.concat([args[1][None], hs], axis=0)[:-1]
-            d_recurrent_kernel = tf.matmul(  # (U, T·B)·(T·B, 4U)
-                tf.reshape(h_prev, [-1, units]),
-                tf.reshape(d_zs, [-1, 4 * units]),
-                transpose_a=True,
-            )
-            return d_zs, dh0, dc0, d_recurrent_kernel
+            d_kernel = recurrent_kernel_gradient(args[1], hs, d_zs)
+            return d_zs, dh0, dc0, d_kernel
 
         return (hs, h_last, c_last), grad
 
