@@ -390,7 +390,8 @@ def fused_lstm(
             the previous output (`keras.layers.Bidirectional` sets this).
         training: Keep what the backward pass needs while running forward
             (see `recurrence`).
-        loops: How the time loops run, one of `LOOPS` (see `recurrence`).
+        loops: How the time loops run, one of `LOOPS` ("auto": see
+            `choose_loops`).
 
     Returns:
         ``(last_output, outputs, [h, c])`` as `keras.layers.RNN.inner_loop`
@@ -407,16 +408,17 @@ def fused_lstm(
         mask = None if mask is None else tf.reverse(mask, [0])
     loops = _resolve_loops(loops, dtype)
 
+    # Cast once: the native path projects chunk by chunk.
+    kernel = tf.cast(kernel, out_dtype)
+    bias = None if bias is None else tf.cast(bias, out_dtype)
+
     def project(x_part):
         """x·kernel + bias in the compute dtype, then widened: (T, B, 4U)."""
         # Explicit sizes, not -1: a chunk may have zero steps.
         steps, batch, features = tf.unstack(tf.shape(x_part))
-        zx = tf.matmul(
-            tf.reshape(x_part, [steps * batch, features]),
-            tf.cast(kernel, out_dtype),
-        )
+        zx = tf.matmul(tf.reshape(x_part, [steps * batch, features]), kernel)
         if bias is not None:
-            zx = zx + tf.cast(bias, out_dtype)
+            zx = zx + bias
         return tf.cast(tf.reshape(zx, [steps, batch, tf.shape(kernel)[1]]), dtype)
 
     h0, c0 = tf.cast(h0, dtype), tf.cast(c0, dtype)
