@@ -1,9 +1,9 @@
 """Review text to token ids: the standardization and the TextVectorization layer.
 
 `standardize_review` and `standardize_review_keep_marks` are registered Keras
-serializables, so a saved model that holds the vectorizer loads with `keras.models.load_model` and no
-custom_objects once this package is imported (`import recipes.imdb_sentiment`
-does it).
+serializables, so a saved model that holds the vectorizer loads with
+`keras.models.load_model` and no custom_objects once this package is imported
+(`import recipes.imdb_sentiment` does it).
 """
 
 import keras
@@ -19,23 +19,31 @@ _MARKS = r"([!?])"
 _PUNCTUATION_BUT_MARKS = r"[\"#$%&()*+,\-./:;<=>@\[\\\]^_`{|}~]"
 
 
+def _standardize(texts, keep_marks):
+    """Lower case, line breaks and punctuation to spaces, ' dropped.
+
+    With `keep_marks`, "!" and "?" are spaced out into tokens of their own
+    instead of being removed.
+    """
+    texts = tf.strings.lower(texts, encoding="utf-8")
+    texts = tf.strings.regex_replace(texts, _LINE_BREAK, " ")
+    if keep_marks:
+        texts = tf.strings.regex_replace(texts, _MARKS, r" \1 ")
+    punctuation = _PUNCTUATION_BUT_MARKS if keep_marks else _PUNCTUATION
+    texts = tf.strings.regex_replace(texts, punctuation, " ")
+    return tf.strings.regex_replace(texts, "'", "")
+
+
 @keras.saving.register_keras_serializable(package="imdb_sentiment")
 def standardize_review(texts):
     """Lower-cases, turns line breaks and punctuation into spaces, drops '."""
-    texts = tf.strings.lower(texts, encoding="utf-8")
-    texts = tf.strings.regex_replace(texts, _LINE_BREAK, " ")
-    texts = tf.strings.regex_replace(texts, _PUNCTUATION, " ")
-    return tf.strings.regex_replace(texts, "'", "")
+    return _standardize(texts, keep_marks=False)
 
 
 @keras.saving.register_keras_serializable(package="imdb_sentiment")
 def standardize_review_keep_marks(texts):
     """`standardize_review`, but "!" and "?" become tokens ("great!" -> "great !")."""
-    texts = tf.strings.lower(texts, encoding="utf-8")
-    texts = tf.strings.regex_replace(texts, _LINE_BREAK, " ")
-    texts = tf.strings.regex_replace(texts, _MARKS, r" \1 ")
-    texts = tf.strings.regex_replace(texts, _PUNCTUATION_BUT_MARKS, " ")
-    return tf.strings.regex_replace(texts, "'", "")
+    return _standardize(texts, keep_marks=True)
 
 
 def make_vectorizer(vocab_size, max_len=None, vocabulary=None, keep_marks=False):
