@@ -116,14 +116,19 @@ def build_end_to_end(vectorizer, classifier):
     return keras.Model(reviews, probability, name="imdb_sentiment")
 
 
-def learning_rate_schedule(config, train_examples):
-    """Adam's step size: constant, or a cosine decay to zero over all epochs."""
-    if config.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+def check_learning_rate_schedule(schedule):
+    """Raises UsageError unless `schedule` is one of LEARNING_RATE_SCHEDULES."""
+    if schedule not in LEARNING_RATE_SCHEDULES:
         raise UsageError(
             "--learning_rate_schedule must be one of "
             f"{', '.join(LEARNING_RATE_SCHEDULES)}. Received: "
-            f"learning_rate_schedule={config.learning_rate_schedule!r}"
+            f"learning_rate_schedule={schedule!r}"
         )
+
+
+def learning_rate_schedule(config, train_examples):
+    """Adam's step size: constant, or a cosine decay to zero over all epochs."""
+    check_learning_rate_schedule(config.learning_rate_schedule)
     if config.learning_rate_schedule == "constant":
         return config.learning_rate
     steps_per_epoch = math.ceil(train_examples / config.batch_size)

@@ -171,7 +171,7 @@ def train_and_evaluate(config, model_dir):
         raise UsageError(f"--epochs must be >= 1. Received: epochs={config.epochs}")
     model_lib.lstm_class(config.cell)
     model_lib.check_pooling(config.pooling)
-    model_lib.learning_rate_schedule(config, train_examples=1)
+    model_lib.check_learning_rate_schedule(config.learning_rate_schedule)
     check_same_run(config, model_dir)
     splits = load_splits(config)
     strategy = make_strategy(config.strategy, config.tpu_address)
