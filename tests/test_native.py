@@ -122,6 +122,32 @@ def test_thread_pool_matmul_matches_one_thread(monkeypatch):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.parametrize("options", [dict(), dict(training=False)],
+                         ids=["train", "inference"])
+def test_row_blocks_match_plain_loops(options):
+    """37 rows: the ops split them into uneven blocks run on separate threads."""
+    rng = np.random.default_rng(11)
+    batch, steps, features, units = 37, 7, 5, 6
+    args = [tf.constant(a.astype("float32")) for a in (
+        rng.normal(size=(batch, steps, features)), rng.normal(size=(batch, units)),
+        rng.normal(size=(batch, units)), rng.normal(size=(features, 4 * units)) * 0.5,
+        rng.normal(size=(units, 4 * units)) * 0.5, rng.normal(size=(4 * units,)))]
+    mask = tf.constant(rng.random((batch, steps)) > 0.3)
+    weights = rng.normal(size=(batch, steps, units)).astype("float32")
+
+    def run(loops):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            _, outputs, (h, c) = fused.fused_lstm(
+                *args, mask=mask, loops=loops, go_backwards=True, **options
+            )
+            loss = tf.reduce_sum(outputs * weights) + tf.reduce_sum(h * c)
+        return [outputs, h, c] + list(tape.gradient(loss, args))
+
+    for got, want in zip(run("native"), run("python")):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_unknown_length_with_empty_chunks():
     """3 steps of unknown length in _NATIVE_CHUNKS chunks: some are empty."""
     assert fused._NATIVE_CHUNKS > 3

@@ -21,11 +21,12 @@ def _float_mask(mask):
     return tf.cast(mask[:, :, 0], tf.float32)
 
 
-# The ops hand a step's matmul to TensorFlow's thread pool from this many
-# multiply-adds on; below, one thread is as fast and leaves the other core to
-# the projection of the next chunk (see keras_lstm.fused). Measured, training
-# step x keras with 8 chunks, thread pool vs one thread: imdb (1 M per step)
-# 1.16 vs 1.20, charlm (16.8 M) 1.60 vs 1.45.
+# The ops split a batch of 32 rows or more into row blocks, one per thread
+# (lstm_ops.cc). A smaller batch runs on one thread, which hands a step's
+# matmul to TensorFlow's thread pool, split by columns, from this many
+# multiply-adds on; below, one thread is as fast. Measured before the row
+# blocks, training step x keras with 8 chunks, thread pool vs one thread:
+# imdb (1 M per step) 1.16 vs 1.20, charlm (16.8 M) 1.60 vs 1.45.
 THREADED_MIN_MACS = 1 << 21
 
 

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "Eigen/Core"
 #include "unsupported/Eigen/CXX11/Tensor"
@@ -44,33 +45,71 @@ using Matrix =
 using MatrixMap = Eigen::Map<Matrix>;
 using ConstMatrixMap = Eigen::Map<const Matrix>;
 
-// out (m, n) = a (m, k) · b (k, n), all row-major. From `threaded_min_macs`
-// multiply-adds on, the columns are split between the threads of the op's
-// pool, each running Eigen's matrix product on its share (below, one thread
-// is faster).
+// out (m, n) = a (m, k) · b (k, n), or out += a · b with `accumulate`, all
+// row-major. From `threaded_min_macs` multiply-adds on, the columns are split
+// between the threads of the op's pool, each running Eigen's matrix product
+// on its share (below, one thread is faster).
 void MatMul(OpKernelContext* context, const float* a, const float* b,
             float* out, int64_t m, int64_t k, int64_t n,
-            int64_t threaded_min_macs) {
+            int64_t threaded_min_macs, bool accumulate = false) {
   const ConstMatrixMap a_map(a, m, k);
   const ConstMatrixMap b_map(b, k, n);
   MatrixMap out_map(out, m, n);
+  auto multiply = [&](int64_t begin, int64_t end) {
+    if (accumulate) {
+      out_map.middleCols(begin, end - begin).noalias() +=
+          a_map * b_map.middleCols(begin, end - begin);
+    } else {
+      out_map.middleCols(begin, end - begin).noalias() =
+          a_map * b_map.middleCols(begin, end - begin);
+    }
+  };
   if (m * k * n < threaded_min_macs) {
-    out_map.noalias() = a_map * b_map;
+    multiply(0, n);
     return;
   }
   const auto& device = context->eigen_device<Eigen::ThreadPoolDevice>();
   const int64_t parts =
       std::max<int64_t>(1, std::min<int64_t>(device.numThreads(), n / 64));
-  device.parallelFor(
-      parts, Eigen::TensorOpCost(0, 0, 1e9),
-      [&](Eigen::Index first, Eigen::Index last) {
-        for (Eigen::Index part = first; part < last; ++part) {
-          const int64_t begin = n * part / parts;
-          const int64_t end = n * (part + 1) / parts;
-          out_map.middleCols(begin, end - begin).noalias() =
-              a_map * b_map.middleCols(begin, end - begin);
-        }
-      });
+  device.parallelFor(parts, Eigen::TensorOpCost(0, 0, 1e9),
+                     [&](Eigen::Index first, Eigen::Index last) {
+                       for (Eigen::Index part = first; part < last; ++part) {
+                         multiply(n * part / parts, n * (part + 1) / parts);
+                       }
+                     });
+}
+
+// Batch rows are independent through the whole recurrence, so the ops run
+// row blocks, one per thread of the op's pool, each walking all the steps on
+// its own: the matmul and the element-wise math are both split, and the
+// threads never wait for each other between steps. Blocks have at least this
+// many rows; a smaller batch runs on one thread and splits a large step's
+// matmul by columns instead (see MatMul).
+constexpr int64_t kMinRowsPerBlock = 16;
+
+// Calls run_rows(first_row, end_row, matmul_min_macs) on row blocks that
+// cover [0, batch), in parallel when the batch has rows enough. A row block
+// gets a matmul_min_macs that never splits its matmul; a batch run whole gets
+// `threaded_min_macs`.
+template <typename RunRows>
+void ForRowBlocks(OpKernelContext* context, int64_t batch,
+                  int64_t threaded_min_macs, const RunRows& run_rows) {
+  const auto& device = context->eigen_device<Eigen::ThreadPoolDevice>();
+  const int64_t blocks = std::min<int64_t>(device.numThreads(),
+                                           batch / kMinRowsPerBlock);
+  if (blocks < 2) {
+    run_rows(0, batch, threaded_min_macs);
+    return;
+  }
+  const int64_t never = std::numeric_limits<int64_t>::max();
+  device.parallelFor(blocks, Eigen::TensorOpCost(0, 0, 1e9),
+                     [&](Eigen::Index first, Eigen::Index last) {
+                       for (Eigen::Index block = first; block < last;
+                            ++block) {
+                         run_rows(batch * block / blocks,
+                                  batch * (block + 1) / blocks, never);
+                       }
+                     });
 }
 
 // Whether step t of batch row b runs (no mask: every step runs).
@@ -189,57 +228,61 @@ class KerasLstmForwardOp : public OpKernel {
     const float* mask =
         mask_tensor.NumElements() ? mask_tensor.flat<float>().data() : nullptr;
     const float* zx_data = zx.flat<float>().data();
+    const float* kernel = recurrent_kernel.flat<float>().data();
     float* hs = hs_tensor->flat<float>().data();
     float* cs = store_ ? cs_tensor->flat<float>().data() : nullptr;
     float* gates = store_ ? gates_tensor->flat<float>().data() : nullptr;
+    float* h_last = h_last_tensor->flat<float>().data();
+    float* c_last = c_last_tensor->flat<float>().data();
 
-    // Without storage the cell state and gates live in scratch buffers.
-    Matrix c_scratch[2] = {Matrix(batch, units), Matrix(batch, units)};
-    Matrix gate_scratch(batch, gates_width);
-    Matrix z(batch, gates_width);
-    const float* h_prev = h0.flat<float>().data();
-    const float* c_prev = c0.flat<float>().data();
+    // Rows [first, end) of every step; the blocks share no data.
+    auto run_rows = [&](int64_t first, int64_t end, int64_t matmul_min_macs) {
+      const int64_t rows = end - first;
+      // Without storage the cell state and gates live in scratch buffers.
+      Matrix c_scratch[2] = {Matrix(rows, units), Matrix(rows, units)};
+      Matrix gate_scratch(store_ ? 0 : rows, gates_width);
+      const float* h_prev = h0.flat<float>().data() + first * units;
+      const float* c_prev = c0.flat<float>().data() + first * units;
+      for (int64_t t = 0; t < time; ++t) {
+        const int64_t state_at = t * state_size + first * units;
+        const int64_t gates_at = (t * batch + first) * gates_width;
+        float* h_out = hs + state_at;
+        float* c_out = store_ ? cs + state_at : c_scratch[t % 2].data();
+        MatrixMap a(store_ ? gates + gates_at : gate_scratch.data(), rows,
+                    gates_width);
+        // z = zx_t + h_{t-1}·U, computed in place of the activated gates.
+        a = ConstMatrixMap(zx_data + gates_at, rows, gates_width);
+        MatMul(context, h_prev, kernel, a.data(), rows, units, gates_width,
+               matmul_min_macs, /*accumulate=*/true);
+        a.leftCols(2 * units) = a.leftCols(2 * units).array().logistic();
+        a.middleCols(2 * units, units) =
+            a.middleCols(2 * units, units).array().tanh();
+        a.rightCols(units) = a.rightCols(units).array().logistic();
 
-    for (int64_t t = 0; t < time; ++t) {
-      float* h_out = hs + t * state_size;
-      float* c_out = store_ ? cs + t * state_size : c_scratch[t % 2].data();
-      float* a_out = store_ ? gates + t * batch * gates_width
-                            : gate_scratch.data();
-      const ConstMatrixMap h_tm1(h_prev, batch, units);
-      const ConstMatrixMap c_tm1(c_prev, batch, units);
-      MatMul(context, h_prev, recurrent_kernel.flat<float>().data(),
-             z.data(), batch, units, gates_width, threaded_min_macs_);
-      z += ConstMatrixMap(zx_data + t * batch * gates_width, batch,
-                          gates_width);
-
-      MatrixMap a(a_out, batch, gates_width);
-      a.leftCols(2 * units) = z.leftCols(2 * units).array().logistic();
-      a.middleCols(2 * units, units) =
-          z.middleCols(2 * units, units).array().tanh();
-      a.rightCols(units) = z.rightCols(units).array().logistic();
-
-      MatrixMap c_new(c_out, batch, units);
-      MatrixMap h_new(h_out, batch, units);
-      c_new.array() = a.middleCols(units, units).array() * c_tm1.array() +
-                      a.leftCols(units).array() *
-                          a.middleCols(2 * units, units).array();
-      h_new.array() = a.rightCols(units).array() * c_new.array().tanh();
-      if (mask != nullptr) {
-        for (int64_t b = 0; b < batch; ++b) {
-          if (!Runs(mask, t, batch, b)) {
-            c_new.row(b) = c_tm1.row(b);
-            h_new.row(b) = h_tm1.row(b);
+        const ConstMatrixMap h_tm1(h_prev, rows, units);
+        const ConstMatrixMap c_tm1(c_prev, rows, units);
+        MatrixMap c_new(c_out, rows, units);
+        MatrixMap h_new(h_out, rows, units);
+        c_new.array() = a.middleCols(units, units).array() * c_tm1.array() +
+                        a.leftCols(units).array() *
+                            a.middleCols(2 * units, units).array();
+        h_new.array() = a.rightCols(units).array() * c_new.array().tanh();
+        if (mask != nullptr) {
+          for (int64_t row = 0; row < rows; ++row) {
+            if (!Runs(mask, t, batch, first + row)) {
+              c_new.row(row) = c_tm1.row(row);
+              h_new.row(row) = h_tm1.row(row);
+            }
           }
         }
+        h_prev = h_out;
+        c_prev = c_out;
       }
-      h_prev = h_out;
-      c_prev = c_out;
-    }
-    // An empty sequence (a chunk of zero steps) hands the states through.
-    std::memcpy(h_last_tensor->flat<float>().data(), h_prev,
-                sizeof(float) * state_size);
-    std::memcpy(c_last_tensor->flat<float>().data(), c_prev,
-                sizeof(float) * state_size);
+      // An empty sequence (a chunk of zero steps) hands the states through.
+      std::memcpy(h_last + first * units, h_prev, sizeof(float) * rows * units);
+      std::memcpy(c_last + first * units, c_prev, sizeof(float) * rows * units);
+    };
+    ForRowBlocks(context, batch, threaded_min_macs_, run_rows);
   }
 
  private:
@@ -327,56 +370,70 @@ class KerasLstmBackwardOp : public OpKernel {
     const float* gates = gates_tensor.flat<float>().data();
     float* d_zs = d_zs_tensor->flat<float>().data();
 
-    MatrixMap dh(dh0_tensor->flat<float>().data(), batch, units);
-    MatrixMap dc(dc0_tensor->flat<float>().data(), batch, units);
-    dh = ConstMatrixMap(dh_last.flat<float>().data(), batch, units);
-    dc = ConstMatrixMap(dc_last.flat<float>().data(), batch, units);
-    Matrix tanh_c(batch, units), dc_carried(batch, units);
+    const float* c0_data = c0.flat<float>().data();
+    float* dh0 = dh0_tensor->flat<float>().data();
+    float* dc0 = dc0_tensor->flat<float>().data();
 
-    for (int64_t t = time - 1; t >= 0; --t) {
-      const ConstMatrixMap a(gates + t * batch * gates_width, batch,
-                             gates_width);
-      const auto i = a.leftCols(units).array();
-      const auto f = a.middleCols(units, units).array();
-      const auto c_hat = a.middleCols(2 * units, units).array();
-      const auto o = a.rightCols(units).array();
-      const ConstMatrixMap c_t(cs + t * state_size, batch, units);
-      const ConstMatrixMap c_tm1(t > 0 ? cs + (t - 1) * state_size
-                                       : c0.flat<float>().data(),
-                                 batch, units);
-      MatrixMap dz(d_zs + t * batch * gates_width, batch, gates_width);
+    // Rows [first, end) of every step; the blocks share no data.
+    auto run_rows = [&](int64_t first, int64_t end, int64_t matmul_min_macs) {
+      const int64_t rows = end - first;
+      MatrixMap dh(dh0 + first * units, rows, units);
+      MatrixMap dc(dc0 + first * units, rows, units);
+      dh = ConstMatrixMap(dh_last.flat<float>().data() + first * units, rows,
+                          units);
+      dc = ConstMatrixMap(dc_last.flat<float>().data() + first * units, rows,
+                          units);
+      Matrix tanh_c(rows, units), dc_carried(rows, units);
 
-      dh += ConstMatrixMap(d_hs + t * state_size, batch, units);
-      if (mask != nullptr) dc_carried = dc;
-      tanh_c.array() = c_t.array().tanh();
-      dc.array() += dh.array() * o * (1.0f - tanh_c.array().square());
-      dz.leftCols(units).array() = dc.array() * c_hat * i * (1.0f - i);
-      dz.middleCols(units, units).array() =
-          dc.array() * c_tm1.array() * f * (1.0f - f);
-      dz.middleCols(2 * units, units).array() =
-          dc.array() * i * (1.0f - c_hat.square());
-      dz.rightCols(units).array() =
-          dh.array() * tanh_c.array() * o * (1.0f - o);
-      dc.array() *= f;
-      if (mask == nullptr) {
-        MatMul(context, dz.data(), kernel_t.data(), dh.data(), batch,
-               gates_width, units, threaded_min_macs_);
-        continue;
-      }
-      // A step that did not run passes dh and dc straight to step t - 1.
-      for (int64_t b = 0; b < batch; ++b) {
-        if (!Runs(mask, t, batch, b)) {
-          dz.row(b).setZero();
-          dc.row(b) = dc_carried.row(b);
-          dc_carried.row(b) = dh.row(b);  // Reused: this row's dh to keep.
+      for (int64_t t = time - 1; t >= 0; --t) {
+        const int64_t state_at = t * state_size + first * units;
+        const int64_t gates_at = (t * batch + first) * gates_width;
+        const ConstMatrixMap a(gates + gates_at, rows, gates_width);
+        const auto i = a.leftCols(units).array();
+        const auto f = a.middleCols(units, units).array();
+        const auto c_hat = a.middleCols(2 * units, units).array();
+        const auto o = a.rightCols(units).array();
+        const ConstMatrixMap c_t(cs + state_at, rows, units);
+        const ConstMatrixMap c_tm1(
+            t > 0 ? cs + state_at - state_size : c0_data + first * units,
+            rows, units);
+        MatrixMap dz(d_zs + gates_at, rows, gates_width);
+
+        dh += ConstMatrixMap(d_hs + state_at, rows, units);
+        if (mask != nullptr) dc_carried = dc;
+        tanh_c.array() = c_t.array().tanh();
+        dc.array() += dh.array() * o * (1.0f - tanh_c.array().square());
+        dz.leftCols(units).array() = dc.array() * c_hat * i * (1.0f - i);
+        dz.middleCols(units, units).array() =
+            dc.array() * c_tm1.array() * f * (1.0f - f);
+        dz.middleCols(2 * units, units).array() =
+            dc.array() * i * (1.0f - c_hat.square());
+        dz.rightCols(units).array() =
+            dh.array() * tanh_c.array() * o * (1.0f - o);
+        dc.array() *= f;
+        if (mask == nullptr) {
+          MatMul(context, dz.data(), kernel_t.data(), dh.data(), rows,
+                 gates_width, units, matmul_min_macs);
+          continue;
+        }
+        // A step that did not run passes dh and dc straight to step t - 1.
+        for (int64_t row = 0; row < rows; ++row) {
+          if (!Runs(mask, t, batch, first + row)) {
+            dz.row(row).setZero();
+            dc.row(row) = dc_carried.row(row);
+            dc_carried.row(row) = dh.row(row);  // Reused: the dh to keep.
+          }
+        }
+        MatMul(context, dz.data(), kernel_t.data(), dh.data(), rows,
+               gates_width, units, matmul_min_macs);
+        for (int64_t row = 0; row < rows; ++row) {
+          if (!Runs(mask, t, batch, first + row)) {
+            dh.row(row) = dc_carried.row(row);
+          }
         }
       }
-      MatMul(context, dz.data(), kernel_t.data(), dh.data(), batch,
-             gates_width, units, threaded_min_macs_);
-      for (int64_t b = 0; b < batch; ++b) {
-        if (!Runs(mask, t, batch, b)) dh.row(b) = dc_carried.row(b);
-      }
-    }
+    };
+    ForRowBlocks(context, batch, threaded_min_macs_, run_rows);
   }
 
  private:
