@@ -148,6 +148,16 @@ def test_row_blocks_match_plain_loops(options):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "steps, batch, expected",
+    [(200, 64, 1), (200, None, 1), (None, None, 1), (200, 32, 1),
+     (200, 31, 8), (40, 8, 2), (15, 8, 1), (None, 8, 8)],
+)
+def test_native_chunk_count(steps, batch, expected):
+    """Chunks only when the batch is known and too small for row blocks."""
+    assert fused.native_chunk_count(steps, batch) == expected
+
+
 def test_unknown_length_with_empty_chunks():
     """3 steps of unknown length in _NATIVE_CHUNKS chunks: some are empty."""
     assert fused._NATIVE_CHUNKS > 3

@@ -29,6 +29,10 @@ def _float_mask(mask):
 # imdb (1 M per step) 1.16 vs 1.20, charlm (16.8 M) 1.60 vs 1.45.
 THREADED_MIN_MACS = 1 << 21
 
+# From this many batch rows on, the ops run row blocks on two threads
+# (2 * kMinRowsPerBlock in lstm_ops.cc).
+ROW_BLOCKS_MIN_BATCH = 32
+
 
 def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True):
     """The LSTM recurrence on the C++ ops, differentiable (float32, CPU).

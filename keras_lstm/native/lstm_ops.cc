@@ -220,10 +220,16 @@ class KerasLstmForwardOp : public OpKernel {
                    context->allocate_output(
                        3, store_ ? hs_tensor->shape() : TensorShape({0}),
                        &cs_tensor));
-    OP_REQUIRES_OK(context,
-                   context->allocate_output(
-                       4, store_ ? zx.shape() : TensorShape({0}),
-                       &gates_tensor));
+    if (store_) {
+      // The gates overwrite zx when nothing else holds it (each step reads
+      // its zx rows before writing its gates there): one (T, B, 4U) buffer
+      // less at the peak.
+      OP_REQUIRES_OK(context, context->forward_input_or_allocate_output(
+                                  {0}, 4, zx.shape(), &gates_tensor));
+    } else {
+      OP_REQUIRES_OK(context, context->allocate_output(4, TensorShape({0}),
+                                                       &gates_tensor));
+    }
 
     const float* mask =
         mask_tensor.NumElements() ? mask_tensor.flat<float>().data() : nullptr;
@@ -351,8 +357,10 @@ class KerasLstmBackwardOp : public OpKernel {
     const int64_t state_size = batch * units;
 
     Tensor *d_zs_tensor, *dh0_tensor, *dc0_tensor;
-    OP_REQUIRES_OK(context, context->allocate_output(0, gates_tensor.shape(),
-                                                     &d_zs_tensor));
+    // d_zs overwrites the gates when nothing else holds them (each step
+    // copies its gate rows out first).
+    OP_REQUIRES_OK(context, context->forward_input_or_allocate_output(
+                                {4}, 0, gates_tensor.shape(), &d_zs_tensor));
     OP_REQUIRES_OK(context,
                    context->allocate_output(1, c0.shape(), &dh0_tensor));
     OP_REQUIRES_OK(context,
@@ -384,11 +392,12 @@ class KerasLstmBackwardOp : public OpKernel {
       dc = ConstMatrixMap(dc_last.flat<float>().data() + first * units, rows,
                           units);
       Matrix tanh_c(rows, units), dc_carried(rows, units);
+      Matrix a(rows, gates_width);  // This step's gates.
 
       for (int64_t t = time - 1; t >= 0; --t) {
         const int64_t state_at = t * state_size + first * units;
         const int64_t gates_at = (t * batch + first) * gates_width;
-        const ConstMatrixMap a(gates + gates_at, rows, gates_width);
+        a = ConstMatrixMap(gates + gates_at, rows, gates_width);
         const auto i = a.leftCols(units).array();
         const auto f = a.middleCols(units, units).array();
         const auto c_hat = a.middleCols(2 * units, units).array();
