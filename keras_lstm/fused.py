@@ -359,15 +359,17 @@ def native_chunk_count(steps, batch):
     return max(1, min(_NATIVE_CHUNKS, steps // _MIN_CHUNK_STEPS))
 
 
-def _native_chunks(x, project, h0, c0, recurrent_kernel, mask, training):
+def _native_chunks(x, project, h0, c0, recurrent_kernel, bias, mask,
+                   training):
     """Projection and recurrence on the C++ ops, chunk by chunk in time.
 
+    ``project`` gives ``x·kernel`` only: the ops add the bias.
     Returns hs (T, B, U), h_last and c_last.
     """
     chunks = native_chunk_count(x.shape[0], x.shape[1])
     if chunks == 1:
         return native.recurrence(
-            project(x), h0, c0, recurrent_kernel, mask, training
+            project(x), h0, c0, recurrent_kernel, mask, training, bias
         )
     steps = tf.shape(x)[0]
     h, c, hs = h0, c0, []
@@ -375,7 +377,8 @@ def _native_chunks(x, project, h0, c0, recurrent_kernel, mask, training):
         start, end = steps * index // chunks, steps * (index + 1) // chunks
         part_mask = None if mask is None else mask[start:end]
         part_hs, h, c = native.recurrence(
-            project(x[start:end]), h, c, recurrent_kernel, part_mask, training
+            project(x[start:end]), h, c, recurrent_kernel, part_mask,
+            training, bias,
         )
         hs.append(part_hs)
     return tf.concat(hs, axis=0), h, c
@@ -431,12 +434,12 @@ def fused_lstm(
     kernel = tf.cast(kernel, out_dtype)
     bias = None if bias is None else tf.cast(bias, out_dtype)
 
-    def project(x_part):
-        """x·kernel + bias in the compute dtype, then widened: (T, B, 4U)."""
+    def project(x_part, add_bias=True):
+        """x·kernel (+ bias) in the compute dtype, then widened: (T, B, 4U)."""
         # Explicit sizes, not -1: a chunk may have zero steps.
         steps, batch, features = tf.unstack(tf.shape(x_part))
         zx = tf.matmul(tf.reshape(x_part, [steps * batch, features]), kernel)
-        if bias is not None:
+        if bias is not None and add_bias:
             zx = zx + bias
         return tf.cast(tf.reshape(zx, [steps, batch, tf.shape(kernel)[1]]), dtype)
 
@@ -444,7 +447,9 @@ def fused_lstm(
     recurrent_kernel = tf.cast(recurrent_kernel, dtype)
     if loops == "native":
         hs, h_last, c_last = _native_chunks(
-            x, project, h0, c0, recurrent_kernel, mask, training
+            x, lambda x_part: project(x_part, add_bias=False), h0, c0,
+            recurrent_kernel, None if bias is None else tf.cast(bias, dtype),
+            mask, training,
         )
     else:
         hs, c_last = recurrence(

@@ -250,7 +250,20 @@ def test_op_rejects_a_kernel_of_the_wrong_shape():
     ):
         native.ops().keras_lstm_forward(
             zx, state, state, random_tensor(UNITS, 4 * UNITS - 1),
-            tf.zeros([0]), store_for_backward=True,
+            tf.zeros([0]), tf.zeros([0]), store_for_backward=True,
+        )
+
+
+def test_op_rejects_a_bias_of_the_wrong_shape():
+    zx = random_tensor(STEPS, BATCH, 4 * UNITS)
+    state = random_tensor(BATCH, UNITS)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"bias must be \(4 \* units,\) = \(20,\) or empty, got \[19\]",
+    ):
+        native.ops().keras_lstm_forward(
+            zx, state, state, random_tensor(UNITS, 4 * UNITS), tf.zeros([0]),
+            random_tensor(4 * UNITS - 1), store_for_backward=True,
         )
 
 

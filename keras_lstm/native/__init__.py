@@ -34,36 +34,44 @@ THREADED_MIN_MACS = 1 << 21
 ROW_BLOCKS_MIN_BATCH = 32
 
 
-def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True):
+def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
+               bias=None):
     """The LSTM recurrence on the C++ ops, differentiable (float32, CPU).
 
     Args:
-        zx: (time, batch, 4 * units) input projections with the bias added;
+        zx: (time, batch, 4 * units) input projections ``x_t·kernel``;
             time may be 0 (the states pass through).
         h0, c0: (batch, units) initial states.
         recurrent_kernel: (units, 4 * units).
         mask: None or bool (time, batch, 1); False keeps the states.
         training: Store cell states and gates for the backward pass. If
             False, a gradient, if asked for anyway, reruns the forward pass.
+        bias: None or (4 * units,), added to every step's zx inside the op
+            (which also sums its gradient), saving a pass over zx each way.
 
     Returns:
         hs (time, batch, units) the h after each step, h_last and c_last
-        (batch, units) the final states. Gradients flow to zx, h0, c0 and
-        recurrent_kernel; ``drecurrent_kernel`` is one matmul over all steps.
+        (batch, units) the final states. Gradients flow to zx, h0, c0,
+        recurrent_kernel and bias; ``drecurrent_kernel`` is one matmul over
+        all steps.
     """
     module = ops()
     float_mask = _float_mask(mask)
+    no_bias = bias is None
+    if no_bias:
+        bias = tf.zeros([0], tf.float32)
 
     def forward(args, store):
         return module.keras_lstm_forward(
-            *args, float_mask, store_for_backward=store,
+            *args[:4], float_mask, args[4], store_for_backward=store,
             threaded_min_macs=THREADED_MIN_MACS,
         )
 
     @tf.custom_gradient
-    def core(zx, h0, c0, recurrent_kernel):
+    def core(zx, h0, c0, recurrent_kernel, bias):
         # The ops are never differentiated by autodiff; the gradient is below.
-        args = [tf.stop_gradient(t) for t in (zx, h0, c0, recurrent_kernel)]
+        args = [tf.stop_gradient(t)
+                for t in (zx, h0, c0, recurrent_kernel, bias)]
         hs, h_last, c_last, cs, gates = forward(args, store=training)
         if training:
             args[0] = None  # The backward pass needs no zx: free it early.
@@ -72,13 +80,15 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True):
             saved_cs, saved_gates = cs, gates
             if not training:
                 _, _, _, saved_cs, saved_gates = forward(args, store=True)
-            d_zs, dh0, dc0 = module.keras_lstm_backward(
+            d_zs, dh0, dc0, d_bias = module.keras_lstm_backward(
                 d_hs, dh_last, dc_last, saved_cs, saved_gates, args[2],
                 args[3], float_mask, threaded_min_macs=THREADED_MIN_MACS,
             )
             d_kernel = recurrent_kernel_gradient(args[1], hs, d_zs)
-            return d_zs, dh0, dc0, d_kernel
+            if no_bias:
+                d_bias = tf.zeros([0], tf.float32)
+            return d_zs, dh0, dc0, d_kernel, d_bias
 
         return (hs, h_last, c_last), grad
 
-    return core(zx, h0, c0, recurrent_kernel)
+    return core(zx, h0, c0, recurrent_kernel, bias)

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <mutex>
 
 #include "Eigen/Core"
 #include "unsupported/Eigen/CXX11/Tensor"
@@ -44,6 +45,8 @@ using Matrix =
     Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MatrixMap = Eigen::Map<Matrix>;
 using ConstMatrixMap = Eigen::Map<const Matrix>;
+using RowVector = Eigen::Matrix<float, 1, Eigen::Dynamic>;
+using ConstRowMap = Eigen::Map<const RowVector>;
 
 // out (m, n) = a (m, k) · b (k, n), or out += a · b with `accumulate`, all
 // row-major. From `threaded_min_macs` multiply-adds on, the columns are split
@@ -156,6 +159,7 @@ REGISTER_OP("KerasLstmForward")
     .Input("c0: float")
     .Input("recurrent_kernel: float")
     .Input("mask: float")
+    .Input("bias: float")
     .Attr("store_for_backward: bool")
     .Attr("threaded_min_macs: int = 2097152")
     .Output("hs: float")
@@ -177,7 +181,8 @@ REGISTER_OP("KerasLstmForward")
       c->set_output(4, store ? zx : c->MakeShape({0}));
       return Status();
     })
-    .Doc("LSTM recurrence over time-major input projections (keras_lstm).");
+    .Doc("LSTM recurrence over time-major input projections (keras_lstm); "
+         "bias (4 * units,) is added to every step's zx, or is empty.");
 
 // Runs the recurrence forward; hs[t] = h_t, and with store_for_backward the
 // cell states and activated gates of every step for KerasLstmBackward.
@@ -197,6 +202,7 @@ class KerasLstmForwardOp : public OpKernel {
     const Tensor& c0 = context->input(2);
     const Tensor& recurrent_kernel = context->input(3);
     const Tensor& mask_tensor = context->input(4);
+    const Tensor& bias_tensor = context->input(5);
     int64_t time, batch, units;
     OP_REQUIRES_OK(context, CheckShapes(zx, 4, h0, recurrent_kernel,
                                         mask_tensor, &time, &batch, &units));
@@ -206,6 +212,13 @@ class KerasLstmForwardOp : public OpKernel {
                                 c0.shape().DebugString()));
     const int64_t gates_width = 4 * units;
     const int64_t state_size = batch * units;
+    OP_REQUIRES(context,
+                bias_tensor.NumElements() == 0 ||
+                    (bias_tensor.dims() == 1 &&
+                     bias_tensor.dim_size(0) == gates_width),
+                InvalidArgument("bias must be (4 * units,) = (", gates_width,
+                                ",) or empty, got ",
+                                bias_tensor.shape().DebugString()));
 
     Tensor *hs_tensor, *h_last_tensor, *c_last_tensor, *cs_tensor,
         *gates_tensor;
@@ -234,6 +247,8 @@ class KerasLstmForwardOp : public OpKernel {
     const float* mask =
         mask_tensor.NumElements() ? mask_tensor.flat<float>().data() : nullptr;
     const float* zx_data = zx.flat<float>().data();
+    const float* bias =
+        bias_tensor.NumElements() ? bias_tensor.flat<float>().data() : nullptr;
     const float* kernel = recurrent_kernel.flat<float>().data();
     float* hs = hs_tensor->flat<float>().data();
     float* cs = store_ ? cs_tensor->flat<float>().data() : nullptr;
@@ -256,8 +271,13 @@ class KerasLstmForwardOp : public OpKernel {
         float* c_out = store_ ? cs + state_at : c_scratch[t % 2].data();
         MatrixMap a(store_ ? gates + gates_at : gate_scratch.data(), rows,
                     gates_width);
-        // z = zx_t + h_{t-1}·U, computed in place of the activated gates.
-        a = ConstMatrixMap(zx_data + gates_at, rows, gates_width);
+        // z = zx_t + bias + h_{t-1}·U, computed in place of the gates.
+        const ConstMatrixMap zx_t(zx_data + gates_at, rows, gates_width);
+        if (bias != nullptr) {
+          a = zx_t.rowwise() + ConstRowMap(bias, gates_width);
+        } else {
+          a = zx_t;
+        }
         MatMul(context, h_prev, kernel, a.data(), rows, units, gates_width,
                matmul_min_macs, /*accumulate=*/true);
         a.leftCols(2 * units) = a.leftCols(2 * units).array().logistic();
@@ -312,13 +332,16 @@ REGISTER_OP("KerasLstmBackward")
     .Output("d_zs: float")
     .Output("dh0: float")
     .Output("dc0: float")
+    .Output("d_bias: float")
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(4));
       c->set_output(1, c->input(5));
       c->set_output(2, c->input(5));
+      c->set_output(3, c->Vector(c->Dim(c->input(4), 2)));
       return Status();
     })
-    .Doc("Gradient of KerasLstmForward with respect to zx, h0 and c0.");
+    .Doc("Gradient of KerasLstmForward with respect to zx, h0, c0 and the "
+         "bias (the sum of d_zs over time and batch).");
 
 // Walks time backwards from the stored cell states and gates. d_zs[t] is the
 // gradient of the step's pre-activations; the weight gradients are large
@@ -356,7 +379,7 @@ class KerasLstmBackwardOp : public OpKernel {
     const int64_t gates_width = 4 * units;
     const int64_t state_size = batch * units;
 
-    Tensor *d_zs_tensor, *dh0_tensor, *dc0_tensor;
+    Tensor *d_zs_tensor, *dh0_tensor, *dc0_tensor, *d_bias_tensor;
     // d_zs overwrites the gates when nothing else holds them (each step
     // copies its gate rows out first).
     OP_REQUIRES_OK(context, context->forward_input_or_allocate_output(
@@ -365,6 +388,12 @@ class KerasLstmBackwardOp : public OpKernel {
                    context->allocate_output(1, c0.shape(), &dh0_tensor));
     OP_REQUIRES_OK(context,
                    context->allocate_output(2, c0.shape(), &dc0_tensor));
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                3, TensorShape({gates_width}), &d_bias_tensor));
+    Eigen::Map<RowVector> d_bias(d_bias_tensor->flat<float>().data(),
+                                 gates_width);
+    d_bias.setZero();
+    std::mutex d_bias_mutex;
 
     const float* mask =
         mask_tensor.NumElements() ? mask_tensor.flat<float>().data() : nullptr;
@@ -393,6 +422,7 @@ class KerasLstmBackwardOp : public OpKernel {
                           units);
       Matrix tanh_c(rows, units), dc_carried(rows, units);
       Matrix a(rows, gates_width);  // This step's gates.
+      RowVector block_d_bias = RowVector::Zero(gates_width);
 
       for (int64_t t = time - 1; t >= 0; --t) {
         const int64_t state_at = t * state_size + first * units;
@@ -420,27 +450,29 @@ class KerasLstmBackwardOp : public OpKernel {
         dz.rightCols(units).array() =
             dh.array() * tanh_c.array() * o * (1.0f - o);
         dc.array() *= f;
-        if (mask == nullptr) {
-          MatMul(context, dz.data(), kernel_t.data(), dh.data(), rows,
-                 gates_width, units, matmul_min_macs);
-          continue;
-        }
-        // A step that did not run passes dh and dc straight to step t - 1.
-        for (int64_t row = 0; row < rows; ++row) {
-          if (!Runs(mask, t, batch, first + row)) {
-            dz.row(row).setZero();
-            dc.row(row) = dc_carried.row(row);
-            dc_carried.row(row) = dh.row(row);  // Reused: the dh to keep.
+        if (mask != nullptr) {
+          // A step that did not run passes dh and dc straight to t - 1.
+          for (int64_t row = 0; row < rows; ++row) {
+            if (!Runs(mask, t, batch, first + row)) {
+              dz.row(row).setZero();
+              dc.row(row) = dc_carried.row(row);
+              dc_carried.row(row) = dh.row(row);  // Reused: the dh to keep.
+            }
           }
         }
+        for (int64_t row = 0; row < rows; ++row) block_d_bias += dz.row(row);
         MatMul(context, dz.data(), kernel_t.data(), dh.data(), rows,
                gates_width, units, matmul_min_macs);
-        for (int64_t row = 0; row < rows; ++row) {
-          if (!Runs(mask, t, batch, first + row)) {
-            dh.row(row) = dc_carried.row(row);
+        if (mask != nullptr) {
+          for (int64_t row = 0; row < rows; ++row) {
+            if (!Runs(mask, t, batch, first + row)) {
+              dh.row(row) = dc_carried.row(row);
+            }
           }
         }
       }
+      const std::lock_guard<std::mutex> lock(d_bias_mutex);
+      d_bias += block_d_bias;
     };
     ForRowBlocks(context, batch, threaded_min_macs_, run_rows);
   }
