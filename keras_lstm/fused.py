@@ -13,11 +13,12 @@ Here the sequence is processed time-major in three stages:
    is then one matmul over all steps.
 
 The loops run in one of two forms ("auto" picks, see `choose_loops`): the C++
-ops of `keras_lstm.native` (float32 on CPU; the sequence is cut into time
-chunks so that projection and recurrence overlap on two cores), or the loops
-below compiled with XLA (a nested ``tf.function(jit_compile=True)``), which
-fuses each step's element-wise math into a few kernels. Both remove the
-per-op dispatch cost that dominates LSTMs of recipe size on CPU.
+ops of `keras_lstm.native` (float32 on CPU; they split the batch rows between
+the cores, and a small batch is instead cut into time chunks so that
+projection and recurrence overlap on two cores), or the loops below compiled
+with XLA (a nested ``tf.function(jit_compile=True)``), which fuses each step's
+element-wise math into a few kernels. Both remove the per-op dispatch cost
+that dominates LSTMs of recipe size on CPU.
 
 Masks follow `keras.layers.RNN` exactly: a masked step keeps both states and
 repeats the previous output (zeros with ``zero_output_for_mask``, which
