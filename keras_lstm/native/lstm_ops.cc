@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
-#include <mutex>
 
 #include "Eigen/Core"
 #include "unsupported/Eigen/CXX11/Tensor"
@@ -90,26 +89,32 @@ void MatMul(OpKernelContext* context, const float* a, const float* b,
 // matmul by columns instead (see MatMul).
 constexpr int64_t kMinRowsPerBlock = 16;
 
-// Calls run_rows(first_row, end_row, matmul_min_macs) on row blocks that
-// cover [0, batch), in parallel when the batch has rows enough. A row block
-// gets a matmul_min_macs that never splits its matmul; a batch run whole gets
-// `threaded_min_macs`.
+// How many row blocks ForRowBlocks cuts a batch into (1: run it whole).
+int64_t RowBlockCount(OpKernelContext* context, int64_t batch) {
+  const auto& device = context->eigen_device<Eigen::ThreadPoolDevice>();
+  return std::max<int64_t>(
+      1, std::min<int64_t>(device.numThreads(), batch / kMinRowsPerBlock));
+}
+
+// Calls run_rows(block, first_row, end_row, matmul_min_macs) on the
+// RowBlockCount row blocks that cover [0, batch), in parallel when there are
+// several. A row block gets a matmul_min_macs that never splits its matmul;
+// a batch run whole gets `threaded_min_macs`.
 template <typename RunRows>
 void ForRowBlocks(OpKernelContext* context, int64_t batch,
                   int64_t threaded_min_macs, const RunRows& run_rows) {
-  const auto& device = context->eigen_device<Eigen::ThreadPoolDevice>();
-  const int64_t blocks = std::min<int64_t>(device.numThreads(),
-                                           batch / kMinRowsPerBlock);
-  if (blocks < 2) {
-    run_rows(0, batch, threaded_min_macs);
+  const int64_t blocks = RowBlockCount(context, batch);
+  if (blocks == 1) {
+    run_rows(0, 0, batch, threaded_min_macs);
     return;
   }
+  const auto& device = context->eigen_device<Eigen::ThreadPoolDevice>();
   const int64_t never = std::numeric_limits<int64_t>::max();
   device.parallelFor(blocks, Eigen::TensorOpCost(0, 0, 1e9),
                      [&](Eigen::Index first, Eigen::Index last) {
                        for (Eigen::Index block = first; block < last;
                             ++block) {
-                         run_rows(batch * block / blocks,
+                         run_rows(block, batch * block / blocks,
                                   batch * (block + 1) / blocks, never);
                        }
                      });
@@ -257,7 +262,8 @@ class KerasLstmForwardOp : public OpKernel {
     float* c_last = c_last_tensor->flat<float>().data();
 
     // Rows [first, end) of every step; the blocks share no data.
-    auto run_rows = [&](int64_t first, int64_t end, int64_t matmul_min_macs) {
+    auto run_rows = [&](int64_t /*block*/, int64_t first, int64_t end,
+                        int64_t matmul_min_macs) {
       const int64_t rows = end - first;
       // Without storage the cell state and gates live in scratch buffers.
       Matrix c_scratch[2] = {Matrix(rows, units), Matrix(rows, units)};
@@ -392,8 +398,10 @@ class KerasLstmBackwardOp : public OpKernel {
                                 3, TensorShape({gates_width}), &d_bias_tensor));
     Eigen::Map<RowVector> d_bias(d_bias_tensor->flat<float>().data(),
                                  gates_width);
-    d_bias.setZero();
-    std::mutex d_bias_mutex;
+    // Each row block sums its own share; the shares are added in block
+    // order, so the result does not depend on which thread finishes first.
+    Matrix block_d_bias = Matrix::Zero(RowBlockCount(context, batch),
+                                       gates_width);
 
     const float* mask =
         mask_tensor.NumElements() ? mask_tensor.flat<float>().data() : nullptr;
@@ -412,7 +420,8 @@ class KerasLstmBackwardOp : public OpKernel {
     float* dc0 = dc0_tensor->flat<float>().data();
 
     // Rows [first, end) of every step; the blocks share no data.
-    auto run_rows = [&](int64_t first, int64_t end, int64_t matmul_min_macs) {
+    auto run_rows = [&](int64_t block, int64_t first, int64_t end,
+                        int64_t matmul_min_macs) {
       const int64_t rows = end - first;
       MatrixMap dh(dh0 + first * units, rows, units);
       MatrixMap dc(dc0 + first * units, rows, units);
@@ -422,7 +431,6 @@ class KerasLstmBackwardOp : public OpKernel {
                           units);
       Matrix tanh_c(rows, units), dc_carried(rows, units);
       Matrix a(rows, gates_width);  // This step's gates.
-      RowVector block_d_bias = RowVector::Zero(gates_width);
 
       for (int64_t t = time - 1; t >= 0; --t) {
         const int64_t state_at = t * state_size + first * units;
@@ -460,7 +468,9 @@ class KerasLstmBackwardOp : public OpKernel {
             }
           }
         }
-        for (int64_t row = 0; row < rows; ++row) block_d_bias += dz.row(row);
+        for (int64_t row = 0; row < rows; ++row) {
+          block_d_bias.row(block) += dz.row(row);
+        }
         MatMul(context, dz.data(), kernel_t.data(), dh.data(), rows,
                gates_width, units, matmul_min_macs);
         if (mask != nullptr) {
@@ -471,10 +481,9 @@ class KerasLstmBackwardOp : public OpKernel {
           }
         }
       }
-      const std::lock_guard<std::mutex> lock(d_bias_mutex);
-      d_bias += block_d_bias;
     };
     ForRowBlocks(context, batch, threaded_min_macs_, run_rows);
+    d_bias = block_d_bias.colwise().sum();
   }
 
  private:
