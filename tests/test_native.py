@@ -286,29 +286,40 @@ def test_native_loops_refuse_float64():
         fused.fused_lstm(*args, loops="native")
 
 
-def test_op_rejects_a_kernel_of_the_wrong_shape():
-    zx = random_tensor(STEPS, BATCH, 4 * UNITS)
-    state = random_tensor(BATCH, UNITS)
-    with pytest.raises(
-        tf.errors.InvalidArgumentError,
-        match=r"recurrent_kernel must be \(units, 4 \* units\), got \[5,19\]",
-    ):
-        native.ops().keras_lstm_forward(
-            zx, state, state, random_tensor(UNITS, 4 * UNITS - 1),
-            tf.zeros([0]), tf.zeros([0]), store_for_backward=True,
-        )
+def forward_op_arguments(**changes):
+    """Valid inputs of the forward op by name, with some replaced."""
+    arguments = dict(
+        zx=random_tensor(STEPS, BATCH, 4 * UNITS),
+        h0=random_tensor(BATCH, UNITS),
+        c0=random_tensor(BATCH, UNITS),
+        recurrent_kernel=random_tensor(UNITS, 4 * UNITS),
+        mask=tf.zeros([0]),
+        bias=tf.zeros([0]),
+    )
+    arguments.update(changes)
+    return arguments
 
 
-def test_op_rejects_a_bias_of_the_wrong_shape():
-    zx = random_tensor(STEPS, BATCH, 4 * UNITS)
-    state = random_tensor(BATCH, UNITS)
-    with pytest.raises(
-        tf.errors.InvalidArgumentError,
-        match=r"bias must be \(4 \* units,\) = \(20,\) or empty, got \[19\]",
-    ):
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(recurrent_kernel=random_tensor(UNITS, 4 * UNITS - 1)),
+         r"recurrent_kernel must be \(units, 4 \* units\), got \[5,19\]"),
+        (dict(bias=random_tensor(4 * UNITS - 1)),
+         r"bias must be \(4 \* units,\) = \(20,\) or empty, got \[19\]"),
+        (dict(zx=random_tensor(STEPS, BATCH, 4 * UNITS + 1)),
+         r"sequence must be \(time, batch, 4 \* units\), got \[6,3,21\]"),
+        (dict(mask=tf.ones([BATCH, STEPS])),
+         r"mask must be \(time, batch\) or empty, got \[3,6\]"),
+        (dict(h0=random_tensor(BATCH + 1, UNITS)),
+         r"states must be \(batch, units\), got \[4,5\]"),
+    ],
+    ids=["recurrent_kernel", "bias", "zx", "mask", "h0"],
+)
+def test_forward_op_rejects_inputs_of_the_wrong_shape(changes, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         native.ops().keras_lstm_forward(
-            zx, state, state, random_tensor(UNITS, 4 * UNITS), tf.zeros([0]),
-            random_tensor(4 * UNITS - 1), store_for_backward=True,
+            **forward_op_arguments(**changes), store_for_backward=True
         )
 
 
