@@ -24,7 +24,7 @@ def _float_mask(mask):
     return tf.cast(mask[:, :, 0], tf.float32)
 
 
-# The ops split a batch of 32 rows or more into row blocks, one per thread
+# The ops split a batch of ROW_BLOCKS_MIN_BATCH rows or more into row blocks
 # (lstm_ops.cc). A smaller batch runs on one thread, which hands a step's
 # matmul to TensorFlow's thread pool, split by columns, from this many
 # multiply-adds on; below, one thread is as fast. Measured before the row
@@ -32,8 +32,8 @@ def _float_mask(mask):
 # imdb (1 M per step) 1.16 vs 1.20, charlm (16.8 M) 1.60 vs 1.45.
 THREADED_MIN_MACS = 1 << 21
 
-# From this many batch rows on, the ops run row blocks on two threads
-# (2 * kMinRowsPerBlock in lstm_ops.cc).
+# From this many batch rows on, the ops run row blocks of at least 16 rows,
+# up to one per thread of the pool (2 * kMinRowsPerBlock in lstm_ops.cc).
 ROW_BLOCKS_MIN_BATCH = 32
 
 
