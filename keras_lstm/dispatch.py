@@ -147,9 +147,10 @@ def inference_prefers_step(features, units, fused_loops):
     is wider than the state. Measured at imdb's shape (64, 200, 128 features,
     64 units): the projection alone took 9 ms of keras's whole 18 ms forward
     and fused inference with XLA loops ran at 0.7–0.8x keras, while at charlm
-    (64 features, 256 units) and long (8, 32) it ran at 1.0–1.5x. The C++
-    loops overlap the projection with the recurrence and were faster than
-    step by step at imdb too (16.9 vs 19.9 ms, keras 20.1 ms), so with them
-    the fused path always runs. Unknown feature counts keep the fused path.
+    (64 features, 256 units) and long (8, 32) it ran at 1.0–1.5x. With the
+    C++ loops the fused path was faster than step by step at imdb too (16.9
+    vs 19.9 ms, keras 20.1 ms, before they split the batch rows between the
+    cores; 1.47–2.44x keras since), so with them it always runs. Unknown
+    feature counts keep the fused path.
     """
     return fused_loops == "xla" and features is not None and features > units

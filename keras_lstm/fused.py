@@ -435,26 +435,26 @@ def fused_lstm(
     kernel = tf.cast(kernel, out_dtype)
     bias = None if bias is None else tf.cast(bias, out_dtype)
 
-    def project(x_part, add_bias=True):
+    def project(x_part, bias=None):
         """x·kernel (+ bias) in the compute dtype, then widened: (T, B, 4U)."""
         # Explicit sizes, not -1: a chunk may have zero steps.
         steps, batch, features = tf.unstack(tf.shape(x_part))
         zx = tf.matmul(tf.reshape(x_part, [steps * batch, features]), kernel)
-        if bias is not None and add_bias:
+        if bias is not None:
             zx = zx + bias
         return tf.cast(tf.reshape(zx, [steps, batch, tf.shape(kernel)[1]]), dtype)
 
     h0, c0 = tf.cast(h0, dtype), tf.cast(c0, dtype)
     recurrent_kernel = tf.cast(recurrent_kernel, dtype)
     if loops == "native":
+        # The ops add the bias themselves, in the recurrence's dtype.
         hs, h_last, c_last = _native_chunks(
-            x, lambda x_part: project(x_part, add_bias=False), h0, c0,
-            recurrent_kernel, None if bias is None else tf.cast(bias, dtype),
-            mask, training,
+            x, project, h0, c0, recurrent_kernel,
+            None if bias is None else tf.cast(bias, dtype), mask, training,
         )
     else:
         hs, c_last = recurrence(
-            project(x), h0, c0, recurrent_kernel, mask,
+            project(x, bias), h0, c0, recurrent_kernel, mask,
             training=training, all_outputs=return_sequences, loops=loops,
         )  # hs: (T, B, U), or (1, B, U) in inference without return_sequences.
         h_last = hs[-1]
