@@ -19,10 +19,14 @@ import keras_lstm
 from keras_lstm import fused
 from keras_lstm import native
 from keras_lstm.native import build as native_build
+from native_ops import native_ops_or_skip
 
-pytestmark = pytest.mark.skipif(
-    native.ops() is None, reason="keras_lstm's C++ ops could not be built here"
-)
+
+
+@pytest.fixture(autouse=True)
+def _needs_native_ops():
+    native_ops_or_skip()
+
 
 BATCH, STEPS, FEATURES, UNITS = 3, 6, 4, 5
 
@@ -286,70 +290,103 @@ def test_native_loops_refuse_float64():
         fused.fused_lstm(*args, loops="native")
 
 
-def forward_op_arguments(**changes):
-    """Valid inputs of the forward op by name, with some replaced."""
-    arguments = dict(
-        zx=random_tensor(STEPS, BATCH, 4 * UNITS),
-        h0=random_tensor(BATCH, UNITS),
-        c0=random_tensor(BATCH, UNITS),
-        recurrent_kernel=random_tensor(UNITS, 4 * UNITS),
-        mask=tf.zeros([0]),
-        bias=tf.zeros([0]),
-    )
+def op_arguments(op, **changes):
+    """Valid inputs of the forward or backward op by name, with some replaced."""
+    states = dict(c0=random_tensor(BATCH, UNITS),
+                  recurrent_kernel=random_tensor(UNITS, 4 * UNITS),
+                  mask=tf.zeros([0]))
+    if op == "forward":
+        arguments = dict(zx=random_tensor(STEPS, BATCH, 4 * UNITS),
+                         h0=random_tensor(BATCH, UNITS), bias=tf.zeros([0]),
+                         **states)
+    else:
+        arguments = dict(d_hs=random_tensor(STEPS, BATCH, UNITS),
+                         dh_last=random_tensor(BATCH, UNITS),
+                         dc_last=random_tensor(BATCH, UNITS),
+                         cs=random_tensor(STEPS, BATCH, UNITS),
+                         gates=random_tensor(STEPS, BATCH, 4 * UNITS), **states)
     arguments.update(changes)
     return arguments
 
 
-@pytest.mark.parametrize(
-    "changes, message",
-    [
-        (dict(recurrent_kernel=random_tensor(UNITS, 4 * UNITS - 1)),
-         r"recurrent_kernel must be \(units, 4 \* units\), got \[5,19\]"),
-        (dict(bias=random_tensor(4 * UNITS - 1)),
-         r"bias must be \(4 \* units,\) = \(20,\) or empty, got \[19\]"),
-        (dict(zx=random_tensor(STEPS, BATCH, 4 * UNITS + 1)),
+def run_op(op, arguments):
+    module = native.ops()
+    if op == "forward":
+        return module.keras_lstm_forward(**arguments, store_for_backward=True)
+    return module.keras_lstm_backward(**arguments)
+
+
+# Per input, a wrong shape and what the kernel says at run time.
+SHARED_BAD_INPUTS = [
+    ("recurrent_kernel", (UNITS, 4 * UNITS - 1),
+     r"recurrent_kernel must be \(units, 4 \* units\), got \[5,19\]"),
+    ("recurrent_kernel", (4 * UNITS,), r"recurrent_kernel must be"),
+    ("c0", (BATCH + 1, UNITS), r"states must be \(batch, units\), got \[4,5\]|"
+     r"c0 must have h0's shape"),
+    ("c0", (), r"states must be|c0 must have|must have c0's shape"),
+    ("mask", (BATCH, STEPS), r"mask must be \(time, batch\) = \(6, 3\) "
+     r"or \(0,\) for no mask, got \[3,6\]"),
+    ("mask", (STEPS, 0), r"mask must be .* got \[6,0\]"),
+    ("mask", (STEPS * BATCH,), r"mask must be .* got \[18\]"),
+]
+BAD_INPUTS = {
+    "forward": SHARED_BAD_INPUTS + [
+        ("zx", (STEPS, BATCH, 4 * UNITS + 1),
          r"sequence must be \(time, batch, 4 \* units\), got \[6,3,21\]"),
-        (dict(mask=tf.ones([BATCH, STEPS])),
-         r"mask must be \(time, batch\) or empty, got \[3,6\]"),
-        (dict(h0=random_tensor(BATCH + 1, UNITS)),
-         r"states must be \(batch, units\), got \[4,5\]"),
+        ("zx", (STEPS * BATCH, 4 * UNITS), r"sequence must be"),
+        ("h0", (), r"states must be \(batch, units\), got \[\]"),
+        ("h0", (UNITS,), r"states must be \(batch, units\), got \[5\]"),
+        ("bias", (4 * UNITS - 1,),
+         r"bias must be \(4 \* units,\) = \(20,\) or empty, got \[19\]"),
+        ("bias", (1, 4 * UNITS), r"bias must be"),
     ],
-    ids=["recurrent_kernel", "bias", "zx", "mask", "h0"],
-)
-def test_forward_op_rejects_inputs_of_the_wrong_shape(changes, message):
+    "backward": SHARED_BAD_INPUTS + [
+        ("gates", (4 * UNITS,), r"sequence must be"),
+        ("gates", (BATCH, 4 * UNITS), r"sequence must be"),
+        ("d_hs", (STEPS, BATCH), r"d_hs and cs must be"),
+        ("cs", (UNITS,), r"d_hs and cs must be"),
+        ("dh_last", (UNITS,), r"dh_last and dc_last must have c0's shape"),
+        ("dc_last", (), r"dh_last and dc_last must have c0's shape"),
+    ],
+}
+BAD_CASES = [(op, name, shape, message) for op, cases in BAD_INPUTS.items()
+             for name, shape, message in cases]
+BAD_IDS = [f"{op}-{name}-{shape}" for op, name, shape, _ in BAD_CASES]
+
+
+@pytest.mark.parametrize("op, name, shape, message", BAD_CASES, ids=BAD_IDS)
+def test_ops_reject_inputs_of_the_wrong_shape(op, name, shape, message):
+    """Eagerly, and inside tf.function with known and with unknown shapes.
+
+    A graph with known shapes fails when traced: the ops' shape functions
+    check every rank (TensorFlow raises their InvalidArgument status as
+    ValueError while tracing). Unknown shapes reach the kernel, which raises
+    InvalidArgumentError. None of it may crash the process.
+    """
+    arguments = op_arguments(op, **{name: tf.zeros(shape)})
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
-        native.ops().keras_lstm_forward(
-            **forward_op_arguments(**changes), store_for_backward=True
-        )
-
-
-def test_switched_off_by_environment(monkeypatch):
-    monkeypatch.setenv(native_build.DISABLE_VARIABLE, "0")
-    assert not native_build.enabled()
-    assert native_build.ops.__wrapped__() is None
-
-
-def test_failed_build_warns_and_leaves_no_file(monkeypatch, tmp_path):
-    monkeypatch.setenv(native_build.CACHE_VARIABLE, str(tmp_path))
-    monkeypatch.setattr(
-        native_build, "compile_command",
-        lambda compiler, output: [compiler, "--no-such-option", "-o", output],
+        run_op(op, arguments)
+    with pytest.raises((ValueError, tf.errors.InvalidArgumentError),
+                       match=r"rank|Dimension|must be|[Ss]hape"):
+        tf.function(lambda: run_op(op, arguments))()
+    unknown = [tf.TensorSpec(None, tf.float32)] * len(arguments)
+    function = tf.function(
+        lambda *values: run_op(op, dict(zip(arguments, values))),
+        input_signature=unknown,
     )
-    with pytest.warns(UserWarning, match="XLA loops instead.*exited with"):
-        assert native_build.ops.__wrapped__() is None
-    assert os.listdir(tmp_path) == []
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        function(*arguments.values())
 
 
-def test_missing_compiler_warns(monkeypatch, tmp_path):
-    monkeypatch.setenv(native_build.CACHE_VARIABLE, str(tmp_path))
-    monkeypatch.setenv("CXX", "")
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
-        assert native_build.ops.__wrapped__() is None
-
-
-def test_build_command_uses_tensorflow_flags():
-    command = native_build.compile_command("g++", "/tmp/out.so")
-    assert native_build.SOURCE in command
-    for flag in tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags():
-        assert flag in command
+@pytest.mark.parametrize("op", ["forward", "backward"])
+def test_ops_accept_valid_inputs_with_unknown_shapes(op):
+    """The shape functions let through what the kernels accept."""
+    arguments = op_arguments(op)
+    eager = run_op(op, arguments)
+    unknown = [tf.TensorSpec(None, tf.float32)] * len(arguments)
+    traced = tf.function(
+        lambda *values: run_op(op, dict(zip(arguments, values))),
+        input_signature=unknown,
+    )(*arguments.values())
+    for got, want in zip(traced, eager):
+        np.testing.assert_array_equal(got, want)

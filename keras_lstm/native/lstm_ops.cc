@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 
 #include "Eigen/Core"
@@ -149,13 +150,51 @@ Status CheckShapes(const Tensor& sequence, int sequence_width_factor,
     return InvalidArgument("states must be (batch, units), got ",
                            state.shape().DebugString());
   }
-  if (mask.NumElements() != 0 &&
-      (mask.dims() != 2 || mask.dim_size(0) != *time ||
-       mask.dim_size(1) != *batch)) {
-    return InvalidArgument("mask must be (time, batch) or empty, got ",
+  // (0,) means no mask; any other mask must cover every step of every row
+  // (a (time, 0) mask for a non-empty batch is an error, not "no mask").
+  const bool no_mask = mask.dims() == 1 && mask.dim_size(0) == 0;
+  if (!no_mask && (mask.dims() != 2 || mask.dim_size(0) != *time ||
+                   mask.dim_size(1) != *batch)) {
+    return InvalidArgument("mask must be (time, batch) = (", *time, ", ",
+                           *batch, ") or (0,) for no mask, got ",
                            mask.shape().DebugString());
   }
   return Status();
+}
+
+// The graph-time counterpart of CheckShapes: checks every input's rank and
+// the dimensions known when a graph is built, so that a wrong input fails
+// with an error when a tf.function is traced instead of crashing the
+// process. Sets *sequence (time, batch, 4 * units) and *units.
+Status InferShapes(InferenceContext* c, int sequence_input,
+                   std::initializer_list<int> state_inputs, int kernel_input,
+                   int mask_input, ShapeHandle* sequence,
+                   DimensionHandle* units) {
+  ShapeHandle kernel;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(kernel_input), 2, &kernel));
+  *units = c->Dim(kernel, 0);
+  DimensionHandle width, merged;
+  TF_RETURN_IF_ERROR(c->Multiply(*units, 4, &width));
+  TF_RETURN_IF_ERROR(c->Merge(c->Dim(kernel, 1), width, &merged));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(sequence_input), 3, sequence));
+  TF_RETURN_IF_ERROR(c->Merge(c->Dim(*sequence, 2), width, &merged));
+  DimensionHandle batch = c->Dim(*sequence, 1);
+  for (int input : state_inputs) {
+    ShapeHandle state;
+    TF_RETURN_IF_ERROR(c->WithRank(c->input(input), 2, &state));
+    TF_RETURN_IF_ERROR(c->Merge(c->Dim(state, 0), batch, &batch));
+    TF_RETURN_IF_ERROR(c->Merge(c->Dim(state, 1), *units, units));
+  }
+  ShapeHandle mask = c->input(mask_input);
+  if (!c->RankKnown(mask)) return Status();
+  if (c->Rank(mask) == 1) {
+    DimensionHandle empty;
+    return c->WithValue(c->Dim(mask, 0), 0, &empty);
+  }
+  TF_RETURN_IF_ERROR(c->WithRank(mask, 2, &mask));
+  DimensionHandle time = c->Dim(*sequence, 0);
+  TF_RETURN_IF_ERROR(c->Merge(c->Dim(mask, 0), time, &time));
+  return c->Merge(c->Dim(mask, 1), batch, &batch);
 }
 
 REGISTER_OP("KerasLstmForward")
@@ -175,9 +214,10 @@ REGISTER_OP("KerasLstmForward")
     .SetShapeFn([](InferenceContext* c) {
       bool store;
       TF_RETURN_IF_ERROR(c->GetAttr("store_for_backward", &store));
-      ShapeHandle zx;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &zx));
-      DimensionHandle units = c->Dim(c->input(1), 1);
+      ShapeHandle zx, bias;
+      DimensionHandle units;
+      TF_RETURN_IF_ERROR(InferShapes(c, 0, {1, 2}, 3, 4, &zx, &units));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(5), 1, &bias));
       ShapeHandle hs = c->MakeShape({c->Dim(zx, 0), c->Dim(zx, 1), units});
       c->set_output(0, hs);
       c->set_output(1, c->input(1));
@@ -218,8 +258,8 @@ class KerasLstmForwardOp : public OpKernel {
     const int64_t gates_width = 4 * units;
     const int64_t state_size = batch * units;
     OP_REQUIRES(context,
-                bias_tensor.NumElements() == 0 ||
-                    (bias_tensor.dims() == 1 &&
+                bias_tensor.dims() == 1 &&
+                    (bias_tensor.dim_size(0) == 0 ||
                      bias_tensor.dim_size(0) == gates_width),
                 InvalidArgument("bias must be (4 * units,) = (", gates_width,
                                 ",) or empty, got ",
@@ -340,10 +380,20 @@ REGISTER_OP("KerasLstmBackward")
     .Output("dc0: float")
     .Output("d_bias: float")
     .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->input(4));
+      // d_hs, cs: (time, batch, units); gates: (time, batch, 4 * units).
+      ShapeHandle gates, states, state_sequence;
+      DimensionHandle units;
+      TF_RETURN_IF_ERROR(InferShapes(c, 4, {1, 2, 5}, 6, 7, &gates, &units));
+      for (int input : {0, 3}) {
+        TF_RETURN_IF_ERROR(c->WithRank(c->input(input), 3, &states));
+        TF_RETURN_IF_ERROR(c->Merge(
+            states, c->MakeShape({c->Dim(gates, 0), c->Dim(gates, 1), units}),
+            &state_sequence));
+      }
+      c->set_output(0, gates);
       c->set_output(1, c->input(5));
       c->set_output(2, c->input(5));
-      c->set_output(3, c->Vector(c->Dim(c->input(4), 2)));
+      c->set_output(3, c->Vector(c->Dim(gates, 2)));
       return Status();
     })
     .Doc("Gradient of KerasLstmForward with respect to zx, h0, c0 and the "
