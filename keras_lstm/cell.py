@@ -228,6 +228,7 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
     def call(self, inputs, states, training=False):
         # Static shape and dtype only: costs nothing per step once traced.
         validation.check_step_input(inputs, self.name)
+        inputs = validation.as_float(inputs, self.compute_dtype)
         h_tm1, c_tm1 = states[0], states[1]
         z = self.preactivations(inputs, h_tm1, training=training)
         gates = self.step(z, c_tm1, h_tm1, training=training)

@@ -66,7 +66,8 @@ class LSTM(keras.layers.RNN):
             and the base layer's (name, dtype, ...).
 
     Call arguments:
-        sequences: float tensor (batch, timesteps, features).
+        sequences: tensor (batch, timesteps, features); integer and bool
+            inputs are cast to the layer's compute dtype, as Keras does.
         initial_state: optional [h_0, c_0], each (batch, units).
         mask: optional bool tensor (batch, timesteps); a masked step keeps the
             previous states and repeats the previous output.
@@ -178,6 +179,7 @@ class LSTM(keras.layers.RNN):
         return super().__call__(sequences, **kwargs)
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
+        sequences = validation.as_float(sequences, self.compute_dtype)
         return super().call(
             sequences,
             initial_state=initial_state,

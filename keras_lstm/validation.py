@@ -8,6 +8,7 @@ import numbers
 
 import numpy as np
 from keras import backend
+from keras import ops
 
 
 def check_units(units, name="units"):
@@ -58,7 +59,11 @@ def _shape(x):
 
 
 def check_sequence_input(inputs, layer_name):
-    """Checks that `inputs` is a float tensor of shape (batch, time, features)."""
+    """Checks that `inputs` is a numeric tensor (batch, time, features).
+
+    Integer and bool inputs are accepted, as `keras.layers.LSTM` accepts
+    them; the layers compute in their float dtype (see `as_float`).
+    """
     shape = _shape(inputs)
     if len(shape) != 3:
         raise ValueError(
@@ -66,25 +71,37 @@ def check_sequence_input(inputs, layer_name):
             f"(batch, timesteps, features). Received: inputs.shape={shape} "
             f"(rank {len(shape)})"
         )
-    _check_float(inputs, layer_name)
+    _check_numeric(inputs, layer_name)
     return shape
 
 
-def _check_float(inputs, layer_name):
+def _is_numeric(dtype):
+    return dtype == "bool" or "float" in dtype or "int" in dtype
+
+
+def _check_numeric(inputs, layer_name):
     dtype = _dtype_name(inputs)
-    if "float" not in dtype:
-        hint = ""
-        if "int" in dtype:
-            hint = " Integer token ids need an Embedding layer first."
+    if not _is_numeric(dtype):
         raise TypeError(
-            f"Layer '{layer_name}' expects floating-point inputs "
-            f"(float16, bfloat16, float32 or float64).{hint} "
-            f"Received: inputs.dtype={dtype}"
+            f"Layer '{layer_name}' expects numeric inputs (float, integer or "
+            f"bool; integers and bools are computed in the layer's float "
+            f"dtype). Received: inputs.dtype={dtype}"
         )
 
 
+def as_float(inputs, dtype):
+    """`inputs` cast to `dtype` if integer or bool, else unchanged.
+
+    `keras.layers.LSTM` multiplies integer inputs by its float weights,
+    which promotes them to the compute dtype; casting first does the same.
+    """
+    if "float" in _dtype_name(inputs):
+        return inputs
+    return ops.cast(inputs, dtype)
+
+
 def check_step_input(inputs, cell_name):
-    """Checks that a cell's `inputs` are float and shaped (batch, features)."""
+    """Checks that a cell's `inputs` are numeric and shaped (batch, features)."""
     shape = _shape(inputs)
     if len(shape) != 2:
         raise ValueError(
@@ -92,7 +109,7 @@ def check_step_input(inputs, cell_name):
             f"of rank 2, shaped (batch, features). Received: "
             f"inputs.shape={shape} (rank {len(shape)})"
         )
-    _check_float(inputs, cell_name)
+    _check_numeric(inputs, cell_name)
     return shape
 
 

@@ -96,6 +96,13 @@ class VariantLSTM(keras.layers.RNN):
             kwargs["mask"] = mask
         return super().__call__(sequences, **kwargs)
 
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        sequences = validation.as_float(sequences, self.compute_dtype)
+        return super().call(
+            sequences, initial_state=initial_state, mask=mask,
+            training=training,
+        )
+
     def get_config(self):
         config = super().get_config()
         del config["cell"]
