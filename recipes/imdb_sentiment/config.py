@@ -2,7 +2,7 @@
 
 The defaults ("!" and "?" kept as tokens, max pooling, word dropout and
 dropout 0.5, 6 epochs under a cosine learning-rate decay) are the best of the
-runs the README lists. `debug_config()` shrinks the data and the model so that
+runs docs/recipes/imdb.md lists. `debug_config()` shrinks the data and the model so that
 a test trains for a step or two in seconds.
 """
 
