@@ -11,6 +11,7 @@ from keras_lstm.initializers import ChronoInitializer
 from keras_lstm.introspect import GateHeatmapCallback
 from keras_lstm.introspect import GateTrace
 from keras_lstm.introspect import gate_trace
+from keras_lstm.tracing import portable_graphs
 from keras_lstm.variants import CIFGLSTM
 from keras_lstm.variants import CIFGLSTMCell
 from keras_lstm.variants import LayerNormLSTM
@@ -45,6 +46,7 @@ __all__ = [
     "from_torch_lstm",
     "gate_trace",
     "lstm_equations",
+    "portable_graphs",
     "to_torch_lstm",
     "__version__",
 ]

@@ -153,4 +153,4 @@ def inference_prefers_step(features, units, fused_loops):
     cores; 1.47–2.44x keras since), so with them it always runs. Unknown
     feature counts keep the fused path.
     """
-    return fused_loops == "xla" and features is not None and features > units
+    return fused_loops != "native" and features is not None and features > units

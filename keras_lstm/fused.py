@@ -37,6 +37,7 @@ from tensorflow.python.ops import control_flow_util
 
 from keras_lstm import devices
 from keras_lstm import native
+from keras_lstm import tracing
 from keras_lstm.cell import GATE_ORDER
 from keras_lstm.cell import lstm_equations
 from keras_lstm.sequence_gradients import recurrent_kernel_gradient
@@ -323,10 +324,16 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
     return core(zx, h0, c0, recurrent_kernel)
 
 
-def _resolve_loops(loops, dtype):
-    """`loops` with "auto" replaced by the choice for this machine and dtype."""
+def _resolve_loops(loops, dtype, training=True):
+    """`loops` with "auto" replaced by the choice for this machine and dtype.
+
+    A graph that may be saved (`keras_lstm.tracing`) gets the "python"
+    loops: standard TensorFlow ops that load anywhere.
+    """
     if loops not in LOOPS:
         raise ValueError(f"loops must be one of {LOOPS}. Received: {loops!r}")
+    if loops == "auto" and tracing.graph_may_be_saved(training):
+        return "python"
     if loops == "auto":
         return choose_loops(
             dtype, devices.gpu_available(), _inside_xla_compilation(),
@@ -429,7 +436,7 @@ def fused_lstm(
     if go_backwards:
         x = tf.reverse(x, [0])
         mask = None if mask is None else tf.reverse(mask, [0])
-    loops = _resolve_loops(loops, dtype)
+    loops = _resolve_loops(loops, dtype, training)
 
     # Cast once: the native path projects chunk by chunk.
     kernel = tf.cast(kernel, out_dtype)

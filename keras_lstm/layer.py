@@ -13,6 +13,7 @@ from keras_lstm import cudnn
 from keras_lstm import dispatch
 from keras_lstm import fused
 from keras_lstm import native
+from keras_lstm import tracing
 from keras_lstm import validation
 from keras_lstm.cell import LSTMCell
 
@@ -232,6 +233,13 @@ class LSTM(keras.layers.RNN):
             native_available=native.available,
         )
 
+    def _auto_loops(self, training):
+        """The loops "auto" runs for this call: `fused_loops`, or "python"
+        (standard ops) in a graph that may be saved (`keras_lstm.tracing`)."""
+        if tracing.graph_may_be_saved(training):
+            return "python"
+        return self.fused_loops
+
     def _path_options(self):
         cell = self.cell
         return dispatch.LayerOptions(
@@ -255,7 +263,7 @@ class LSTM(keras.layers.RNN):
             and self.implementation == "auto"
             and not training
             and dispatch.inference_prefers_step(
-                sequences.shape[-1], self.units, self.fused_loops
+                sequences.shape[-1], self.units, self._auto_loops(training)
             )
         ):
             path = "step"
