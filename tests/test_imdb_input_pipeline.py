@@ -111,3 +111,50 @@ def test_training_drops_partial_batches_only_when_cheap():
     small = _reviews(["a a"] * 15, [1] * 15)
     batches = list(input_pipeline.make_dataset(small, vectorizer, 4, 10, False, shuffle_seed=0))
     assert [b[0].shape[0] for b in batches] == [10, 5]  # Dropping would lose a third.
+
+
+@pytest.mark.parametrize("bucket_by_length, batch_size, expected", [
+    (False, 3, 3),  # ceil(8 / 3)
+    # Token counts 1 2 3 5 8 10 10 1 (max_len 10; the empty review keeps one
+    # padding token) fall in buckets holding 2, 1, 1, 1, 1 and 2 reviews.
+    (True, 2, 6),
+    (True, 1, 8),
+])
+def test_datasets_know_how_many_batches_they_yield(bucket_by_length, batch_size, expected):
+    vectorizer, reviews, _ = _vectorizer_and_reviews()
+    dataset = input_pipeline.make_dataset(reviews, vectorizer, 10, batch_size, bucket_by_length)
+    assert dataset.cardinality().numpy() == expected
+    assert len(list(dataset)) == expected
+
+
+def test_training_cardinality_counts_dropped_partial_batches():
+    vectorizer = text.make_vectorizer(3, vocabulary=["a"])
+    reviews = _reviews(["a a"] * 105, [1] * 105)
+    dataset = input_pipeline.make_dataset(reviews, vectorizer, 4, 10, False, shuffle_seed=0)
+    assert dataset.cardinality().numpy() == 10 == len(list(dataset))  # 5 dropped.
+    bucketed = input_pipeline.make_dataset(reviews, vectorizer, 4, 10, True, shuffle_seed=0)
+    assert bucketed.cardinality().numpy() == 11 == len(list(bucketed))  # 10 + the partial one.
+
+
+def test_num_batches_per_bucket():
+    # max_len 10: one bucket per token count 1..10.
+    lengths = [1, 1, 1, 2, 10, 10, 10, 10, 10]
+    assert input_pipeline.num_batches(lengths, 10, 2, True, False) == 2 + 1 + 3
+    assert input_pipeline.num_batches(lengths, 10, 2, True, True) == 1 + 0 + 2
+    assert input_pipeline.num_batches(lengths, 10, 2, False, False) == 5
+    assert input_pipeline.num_batches(lengths, 10, 2, False, True) == 4
+    assert input_pipeline.num_batches([], 10, 2, True, False) == 0
+
+
+def test_fit_progress_bar_shows_the_total_in_the_first_epoch(capsys):
+    import keras
+
+    vectorizer, reviews, _ = _vectorizer_and_reviews()
+    dataset = input_pipeline.make_dataset(reviews, vectorizer, 10, 2, True, shuffle_seed=0)
+    model = keras.Sequential([
+        keras.layers.Embedding(10, 2), keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy")
+    model.fit(dataset, epochs=1, verbose=1, shuffle=False)
+    out = capsys.readouterr().out
+    assert "6/6" in out and "Unknown" not in out, out

@@ -3,7 +3,9 @@
 Reviews are vectorized once (TextVectorization on batches of strings), cut to
 `max_len` tokens, cached, shuffled (training only) and batched either by
 length buckets, so that a batch of short reviews is not padded to the longest
-review, or padded to `max_len`.
+review, or padded to `max_len`. Each dataset states how many batches it
+yields (`cardinality()`), so that `model.fit`'s progress bar shows the total and
+an ETA from the first epoch on.
 """
 
 import numpy as np
@@ -61,6 +63,22 @@ def bucket_boundaries(max_len):
     return [length + 1 for length in lengths]
 
 
+def num_batches(lengths, max_len, batch_size, bucket_by_length, drop_remainder):
+    """Batches an epoch yields for reviews of these token counts (each <= max_len).
+
+    Bucketing batches each bucket on its own, so each bucket's last batch is
+    partial (or dropped); the order of the reviews does not change the count.
+    """
+    lengths = np.asarray(lengths)
+    if bucket_by_length:
+        buckets = np.searchsorted(bucket_boundaries(max_len), lengths, side="right")
+        sizes = np.bincount(buckets)
+    else:
+        sizes = np.array([len(lengths)])
+    whole, partial = np.divmod(sizes, batch_size)
+    return int(whole.sum() + (0 if drop_remainder else np.count_nonzero(partial)))
+
+
 def make_dataset(reviews, vectorizer, max_len, batch_size, bucket_by_length,
                  shuffle_seed=None):
     """Batches of (token ids (batch, time), labels (batch,)) of `reviews`.
@@ -95,6 +113,12 @@ def make_dataset(reviews, vectorizer, max_len, batch_size, bucket_by_length,
         .map(at_least_one_token)
         .cache()
     )
+    # One pass over the cached ids fills the cache (later epochs read from it)
+    # and gives the lengths that fix the number of batches.
+    lengths = np.concatenate([np.zeros([0], np.int32)] + [
+        batch for batch in dataset.map(lambda ids, label: tf.shape(ids)[0])
+        .batch(_VECTORIZE_BATCH).as_numpy_iterator()
+    ])
     # Training drops each epoch's last, partial batch of every bucket: with
     # shuffling their sizes change every epoch, and every new shape means a
     # new compilation. Only done when it costs under a tenth of the reviews.
@@ -121,4 +145,6 @@ def make_dataset(reviews, vectorizer, max_len, batch_size, bucket_by_length,
             batch_size, padded_shapes=([max_len], []),
             drop_remainder=drop_remainder,
         )
+    count = num_batches(lengths, max_len, batch_size, bucket_by_length, drop_remainder)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
     return dataset.prefetch(tf.data.AUTOTUNE)
