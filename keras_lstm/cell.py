@@ -19,10 +19,6 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
-# Keras's RNN layer creates and resets per-sequence dropout masks only for
-# cells of this type, so inheriting it is what keeps one mask per sequence.
-from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
-
 from keras_lstm import validation
 
 GATE_ORDER = ("i", "f", "c", "o")
@@ -57,8 +53,11 @@ def lstm_equations(z, c_tm1, activation=ops.tanh, recurrent_activation=ops.sigmo
 
 
 @keras.saving.register_keras_serializable(package="keras_lstm")
-class LSTMCell(keras.layers.Layer, DropoutRNNCell):
+class LSTMCell(keras.layers.LSTMCell):
     """One LSTM time step, a drop-in for `keras.layers.LSTMCell`.
+
+    A subclass of it, so type checks on Keras's cell hold for this one; it
+    replaces the step's math (`preactivations`, `step`) and the checks.
 
     Args:
         units: Positive int, size of the hidden and cell states.
@@ -80,9 +79,14 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
         recurrent_dropout: Float in [0, 1), fraction of h_{t-1} dropped; one
             mask for all time steps of a sequence.
         seed: Seed of the dropout masks.
+        implementation: 0, 1 or 2, as in Keras 3: 1 (which Keras also sets
+            whenever recurrent_dropout > 0) draws separate dropout masks for
+            each gate's copy of x_t and of h_{t-1}, as Keras does; 0 and 2
+            share one mask. The math is otherwise the same.
 
     Call arguments:
-        inputs: (batch, features) input x_t of this step.
+        inputs: (batch, features) input x_t of this step; integer and bool
+            inputs are cast to the compute dtype.
         states: [h_tm1, c_tm1], each (batch, units).
         training: Whether dropout applies.
 
@@ -99,63 +103,45 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
     gate_order = GATE_ORDER
     """Gate blocks packed in this cell's weights; a variant may have fewer."""
 
+    per_gate_dropout = True
+    """Whether implementation=1 draws one dropout mask per gate (Keras's
+    rule); variants share one mask between their gates."""
+
     def __init__(
         self,
         units,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
         dropout=0.0,
         recurrent_dropout=0.0,
-        seed=None,
+        implementation=2,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.units = validation.check_units(units)
-        self.activation = activations.get(activation)
-        self.recurrent_activation = activations.get(recurrent_activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.unit_forget_bias = unit_forget_bias
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.dropout = validation.check_rate(dropout, "dropout")
-        self.recurrent_dropout = validation.check_rate(
-            recurrent_dropout, "recurrent_dropout"
+        # The other arguments (listed above) are keras.layers.LSTMCell's.
+        super().__init__(
+            validation.check_units(units),
+            dropout=validation.check_rate(dropout, "dropout"),
+            recurrent_dropout=validation.check_rate(
+                recurrent_dropout, "recurrent_dropout"
+            ),
+            implementation=validation.check_cell_implementation(
+                implementation
+            ),
+            **kwargs,
         )
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        if not self.per_gate_dropout and hasattr(self, "dropout_mask_count"):
+            del self.dropout_mask_count  # One mask for every gate.
         # An initializer that lays out every gate block itself (such as
         # keras_lstm.ChronoInitializer) names the blocks in `gate_order`.
         bias_layout = getattr(self.bias_initializer, "gate_order", None)
         if bias_layout is not None and (
-            unit_forget_bias or tuple(bias_layout) != self.gate_order
+            self.unit_forget_bias or tuple(bias_layout) != self.gate_order
         ):
             raise ValueError(
                 f"{type(self).__name__} packs its bias as {self.gate_order} "
                 "and bias_initializer sets every block itself, so it needs "
                 "unit_forget_bias=False and the same gate order. Received: "
-                f"unit_forget_bias={unit_forget_bias}, bias_initializer "
+                f"unit_forget_bias={self.unit_forget_bias}, bias_initializer "
                 f"gate_order={tuple(bias_layout)}"
             )
-        self.state_size = [self.units, self.units]
-        self.output_size = self.units
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
@@ -208,15 +194,37 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
 
     def preactivations(self, inputs, h_tm1, training=False):
         """z = x_t·kernel + h_{t-1}·recurrent_kernel + bias, with dropout."""
+        x_mask = h_mask = None
         if training and self.dropout > 0:
-            inputs = inputs * self.get_dropout_mask(inputs)
+            x_mask = self.get_dropout_mask(inputs)
         if training and self.recurrent_dropout > 0:
-            h_tm1 = h_tm1 * self.get_recurrent_dropout_mask(h_tm1)
-        z = ops.matmul(inputs, self.kernel)
-        z = z + ops.matmul(h_tm1, self.recurrent_kernel)
+            h_mask = self.get_recurrent_dropout_mask(h_tm1)
+        if isinstance(x_mask, list) or isinstance(h_mask, list):
+            z = self._per_gate_products(inputs, h_tm1, x_mask, h_mask)
+        else:
+            if x_mask is not None:
+                inputs = inputs * x_mask
+            if h_mask is not None:
+                h_tm1 = h_tm1 * h_mask
+            z = ops.matmul(inputs, self.kernel)
+            z = z + ops.matmul(h_tm1, self.recurrent_kernel)
         if self.use_bias:
             z = z + self.bias
         return z
+
+    def _per_gate_products(self, inputs, h_tm1, x_masks, h_masks):
+        """Keras's implementation=1: each gate's block sees its own masks."""
+        blocks = len(self.gate_order)
+        kernels = ops.split(self.kernel, blocks, axis=1)
+        recurrent_kernels = ops.split(self.recurrent_kernel, blocks, axis=1)
+        z = []
+        for g in range(blocks):
+            x = inputs if x_masks is None else inputs * x_masks[g]
+            h = h_tm1 if h_masks is None else h_tm1 * h_masks[g]
+            z.append(
+                ops.matmul(x, kernels[g]) + ops.matmul(h, recurrent_kernels[g])
+            )
+        return ops.concatenate(z, axis=-1)
 
     def step(self, z, c_tm1, h_tm1, training=False):
         """Gate math of one step; variants override this. Returns GateValues."""
@@ -233,12 +241,6 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
         z = self.preactivations(inputs, h_tm1, training=training)
         gates = self.step(z, c_tm1, h_tm1, training=training)
         return gates.h, [gates.h, gates.c]
-
-    def get_initial_state(self, batch_size=None):
-        return [
-            ops.zeros((batch_size, size), dtype=self.compute_dtype)
-            for size in self.state_size
-        ]
 
     def get_config(self):
         config = {
@@ -271,5 +273,6 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
+            "implementation": self.implementation,
         }
         return {**super().get_config(), **config}

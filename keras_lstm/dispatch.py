@@ -16,9 +16,9 @@ import dataclasses
 IMPLEMENTATIONS = ("auto", "fused", "step")
 """Accepted values of `LSTM(implementation=...)`."""
 
-# Keras 2 took implementation=1 or 2 (how the matmuls were split); configs
-# saved by it still carry the integer, which now means "auto".
-_KERAS2_IMPLEMENTATIONS = (1, 2)
+# Keras 3's LSTM takes implementation=0, 1 or 2 (1: a dropout mask per gate,
+# which the layer passes to its cell); as a path choice they mean "auto".
+_KERAS_IMPLEMENTATIONS = (0, 1, 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +34,8 @@ class LayerOptions:
         use_bias: The cell has a bias.
         implementation: "auto", "fused" or "step" (user override).
         use_cudnn: "auto", True or False, as in `keras.layers.LSTM`.
+        per_gate_dropout: Input dropout with one mask per gate (Keras's
+            implementation=1), which only the cell's own step applies.
     """
 
     plain_cell: bool
@@ -44,15 +46,19 @@ class LayerOptions:
     use_bias: bool
     implementation: str = "auto"
     use_cudnn: object = "auto"
+    per_gate_dropout: bool = False
 
 
 def check_implementation(implementation):
     """Returns the normalised `implementation` argument or raises ValueError."""
-    if implementation in _KERAS2_IMPLEMENTATIONS:
+    if implementation in _KERAS_IMPLEMENTATIONS and not isinstance(
+        implementation, bool
+    ):
         return "auto"
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(
-            "`implementation` must be one of 'auto', 'fused' or 'step'. "
+            "`implementation` must be one of 'auto', 'fused' or 'step', or "
+            "Keras's 0, 1 or 2. "
             f"Received: implementation={implementation!r}"
         )
     return implementation
@@ -76,6 +82,8 @@ def fused_blockers(options):
         )
     if options.unroll:
         reasons.append("unroll=True (needs False)")
+    if options.per_gate_dropout:
+        reasons.append("dropout with implementation=1 (a mask per gate)")
     return reasons
 
 

@@ -39,11 +39,12 @@ _CELL_ARGS = (
 
 
 @keras.saving.register_keras_serializable(package="keras_lstm")
-class LSTM(keras.layers.RNN):
+class LSTM(keras.layers.LSTM):
     """Long Short-Term Memory layer (Hochreiter & Schmidhuber, 1997).
 
-    Same arguments, weights and outputs as `keras.layers.LSTM`; see
-    `keras_lstm.LSTMCell` for the cell's arguments.
+    Same arguments, weights and outputs as `keras.layers.LSTM`, and a
+    subclass of it (so type checks on Keras's layer hold), whose cell is a
+    `keras_lstm.LSTMCell` and whose sequence loop is `inner_loop` below.
 
     Args:
         units: Positive int, size of the hidden and cell states.
@@ -112,9 +113,8 @@ class LSTM(keras.layers.RNN):
         use_cudnn="auto",
         **kwargs,
     ):
-        implementation = dispatch.check_implementation(
-            kwargs.pop("implementation", "auto")
-        )
+        implementation = kwargs.pop("implementation", "auto")
+        dispatch.check_implementation(implementation)
         if use_cudnn not in ("auto", True, False):
             raise ValueError(
                 "`use_cudnn` must be one of 'auto', True or False. "
@@ -138,11 +138,16 @@ class LSTM(keras.layers.RNN):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            implementation=(
+                implementation if isinstance(implementation, int) else 2
+            ),
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
             name="lstm_cell",
         )
-        super().__init__(
+        # keras.layers.LSTM.__init__ would build Keras's own cell.
+        keras.layers.RNN.__init__(
+            self,
             cell,
             return_sequences=return_sequences,
             return_state=return_state,
@@ -178,6 +183,22 @@ class LSTM(keras.layers.RNN):
         if mask is not None:
             kwargs["mask"] = mask
         return super().__call__(sequences, **kwargs)
+
+    @property
+    def supports_jit(self):
+        """False where cuDNN may run (it has no XLA kernel), as in Keras.
+
+        `compile(jit_compile="auto")` then does not XLA-compile the model.
+        """
+        if not self._supports_jit:
+            return False
+        return bool(
+            dispatch.cudnn_blockers(self._path_options(), cudnn.gpu_available())
+        )
+
+    @supports_jit.setter
+    def supports_jit(self, value):
+        self._supports_jit = value
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         sequences = validation.as_float(sequences, self.compute_dtype)
@@ -251,8 +272,10 @@ class LSTM(keras.layers.RNN):
             recurrent_dropout=cell.recurrent_dropout,
             unroll=self.unroll,
             use_bias=cell.use_bias,
-            implementation=self.implementation,
+            implementation=dispatch.check_implementation(self.implementation),
             use_cudnn=self.use_cudnn,
+            per_gate_dropout=bool(cell.dropout)
+            and hasattr(cell, "dropout_mask_count"),
         )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
@@ -268,7 +291,8 @@ class LSTM(keras.layers.RNN):
         ):
             path = "step"
         if path == "step":
-            return super().inner_loop(
+            return keras.layers.RNN.inner_loop(
+                self,
                 sequences, initial_state, mask=mask, training=training
             )
         if isinstance(mask, (list, tuple)):
@@ -297,11 +321,7 @@ class LSTM(keras.layers.RNN):
         return fused.fused_lstm(**args, training=keep_gates)
 
     def get_config(self):
-        config = super().get_config()
-        del config["cell"]
-        cell_config = self.cell.get_config()
-        for name in _CELL_ARGS:
-            config[name] = cell_config[name]
+        config = super().get_config()  # Keras's: the cell's args, flat.
         config["use_cudnn"] = self.use_cudnn
         config["implementation"] = self.implementation
         return config

@@ -41,6 +41,23 @@ def check_rate(rate, name):
     return float(rate)
 
 
+KERAS_IMPLEMENTATIONS = (0, 1, 2)
+"""Keras 3's `implementation` values: 1 draws a dropout mask per gate."""
+
+
+def check_cell_implementation(implementation):
+    """Returns Keras's `implementation` (0, 1 or 2) as an int, else raises."""
+    if isinstance(implementation, bool) or implementation not in (
+        KERAS_IMPLEMENTATIONS
+    ):
+        raise ValueError(
+            "A cell's `implementation` must be 0, 1 or 2, as in Keras 3 (1: "
+            "one dropout mask per gate). Received: "
+            f"implementation={implementation!r}"
+        )
+    return int(implementation)
+
+
 def _dtype_name(x):
     dtype = getattr(x, "dtype", None)
     if dtype is None:

@@ -179,23 +179,42 @@ def test_dropout_mask_is_cached_until_reset():
 
 
 def test_training_step_uses_the_cached_masks():
+    """With recurrent dropout each gate has its own masks, as in Keras."""
     cell = built_cell(dropout=0.5, recurrent_dropout=0.5, seed=3)
     kernel, recurrent_kernel, bias = randomize(cell)
     x = random_inputs(BATCH, FEATURES)
     h_tm1 = random_inputs(BATCH, UNITS, seed=2)
     c_tm1 = random_inputs(BATCH, UNITS, seed=3)
-    input_mask = np.asarray(cell.get_dropout_mask(x))
-    recurrent_mask = np.asarray(cell.get_recurrent_dropout_mask(h_tm1))
+    input_masks = [np.asarray(m) for m in cell.get_dropout_mask(x)]
+    recurrent_masks = [
+        np.asarray(m) for m in cell.get_recurrent_dropout_mask(h_tm1)
+    ]
+    assert len(input_masks) == len(recurrent_masks) == 4
 
     output, (h, c) = cell(x, [h_tm1, c_tm1], training=True)
 
-    expected = lstm_step(
-        x * input_mask,
-        h_tm1 * recurrent_mask,
-        c_tm1,
-        kernel,
-        recurrent_kernel,
-        bias,
+    # Gate g (i, f, c_hat, o) sees x and h_tm1 through its own pair of masks.
+    i, f, c_hat, o = (
+        lstm_step(x * input_masks[g], h_tm1 * recurrent_masks[g], c_tm1,
+                  kernel, recurrent_kernel, bias)[name]
+        for g, name in enumerate(["i", "f", "c_hat", "o"])
     )
+    expected_c = f * c_tm1 + i * c_hat
+    np.testing.assert_allclose(output, o * np.tanh(expected_c), atol=ATOL)
+    np.testing.assert_allclose(c, expected_c, atol=ATOL)
+
+
+def test_input_dropout_alone_uses_one_mask():
+    cell = built_cell(dropout=0.5, seed=3)
+    kernel, recurrent_kernel, bias = randomize(cell)
+    x = random_inputs(BATCH, FEATURES)
+    h_tm1 = random_inputs(BATCH, UNITS, seed=2)
+    c_tm1 = random_inputs(BATCH, UNITS, seed=3)
+    input_mask = np.asarray(cell.get_dropout_mask(x))
+
+    output, (h, c) = cell(x, [h_tm1, c_tm1], training=True)
+
+    expected = lstm_step(x * input_mask, h_tm1, c_tm1, kernel,
+                         recurrent_kernel, bias)
     np.testing.assert_allclose(output, expected["h"], atol=ATOL)
     np.testing.assert_allclose(c, expected["c"], atol=ATOL)

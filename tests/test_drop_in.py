@@ -76,3 +76,105 @@ def test_variant_layers_accept_integer_inputs():
     layer = keras_lstm.PeepholeLSTM(UNITS, dropout=0.5)
     assert layer(x, training=True).dtype == "float32"
     np.testing.assert_allclose(layer(x), layer(x.astype("float32")))
+
+
+@pytest.mark.parametrize("value", [0, 1, 2])
+def test_keras_implementation_integers_match_keras(value):
+    x = np.random.default_rng(1).standard_normal((BATCH, STEPS, FEATURES))
+    x = x.astype("float32")
+    ours, theirs = same_weights(
+        keras_lstm.LSTM(UNITS, implementation=value, return_sequences=True),
+        keras.layers.LSTM(UNITS, implementation=value, return_sequences=True),
+        x.shape,
+    )
+    assert ours.cell.implementation == theirs.cell.implementation == value
+    assert ours.implementation_path == "fused"
+    our_out, our_grads = run_with_gradients(ours, x)
+    their_out, their_grads = run_with_gradients(theirs, x)
+    assert_all_close(our_out, their_out, "outputs")
+    assert_all_close(our_grads, their_grads, "gradients")
+    config = ours.get_config()
+    assert config["implementation"] == value
+    assert keras_lstm.LSTM.from_config(config).cell.implementation == value
+
+
+@pytest.mark.parametrize("value", [0, 1, 2])
+def test_cell_takes_keras_implementation_integers(value):
+    cell = keras_lstm.LSTMCell(UNITS, implementation=value)
+    assert cell.implementation == keras.layers.LSTMCell(
+        UNITS, implementation=value).implementation
+    assert keras_lstm.LSTMCell.from_config(cell.get_config()).implementation \
+        == value
+
+
+def test_cell_rejects_other_implementations():
+    with pytest.raises(ValueError, match="Received: implementation=3"):
+        keras_lstm.LSTMCell(UNITS, implementation=3)
+    with pytest.raises(ValueError, match="Received: implementation='fast'"):
+        keras_lstm.LSTM(UNITS, implementation="fast")
+
+
+def _seeded_training_run(layer, x, mask=None):
+    """Outputs and gradients of one training call (dropout on)."""
+    kwargs = {} if mask is None else {"mask": tf.constant(mask)}
+    with tf.GradientTape() as tape:
+        outputs = layer(x, training=True, **kwargs)
+        loss = tf.reduce_sum(outputs * np.linspace(-1, 1, outputs.shape[-1]))
+    return outputs.numpy(), [
+        g.numpy() for g in tape.gradient(loss, layer.trainable_weights)
+    ]
+
+
+@pytest.mark.parametrize(
+    "rates", [dict(recurrent_dropout=0.4), dict(dropout=0.3,
+                                                recurrent_dropout=0.4)],
+    ids=["recurrent", "both"],
+)
+@pytest.mark.parametrize("masked", [False, True])
+def test_recurrent_dropout_matches_keras_with_the_same_seed(rates, masked):
+    x = np.random.default_rng(2).standard_normal((BATCH, STEPS, FEATURES))
+    x = x.astype("float32")
+    mask = None
+    if masked:
+        mask = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 1], [1, 1, 1, 1, 1]],
+                        bool)
+    ours, theirs = same_weights(
+        keras_lstm.LSTM(UNITS, seed=7, return_sequences=True, **rates),
+        keras.layers.LSTM(UNITS, seed=7, return_sequences=True, **rates),
+        x.shape,
+    )
+    for _ in range(2):  # The second call draws new masks on both.
+        our_out, our_grads = _seeded_training_run(ours, x, mask)
+        their_out, their_grads = _seeded_training_run(theirs, x, mask)
+        np.testing.assert_allclose(our_out, their_out, atol=1e-5)
+        assert_all_close(our_grads, their_grads, "gradients")
+
+
+def test_implementation_1_input_dropout_is_per_gate_as_keras_cell():
+    """keras.layers.LSTM(implementation=1, dropout>0) fails in Keras 3.15
+    (it broadcasts the four masks as one); Keras's cell in
+    keras.layers.RNN draws a mask per gate, and so does keras_lstm.LSTM."""
+    x = np.random.default_rng(3).standard_normal((BATCH, STEPS, FEATURES))
+    x = x.astype("float32")
+    ours, theirs = same_weights(
+        keras_lstm.LSTM(UNITS, seed=4, dropout=0.5, implementation=1,
+                        return_sequences=True),
+        keras.layers.RNN(
+            keras.layers.LSTMCell(UNITS, seed=4, dropout=0.5,
+                                  implementation=1),
+            return_sequences=True,
+        ),
+        x.shape,
+    )
+    assert ours.implementation_path == "step"
+    our_out, our_grads = _seeded_training_run(ours, x)
+    their_out, their_grads = _seeded_training_run(theirs, x)
+    np.testing.assert_allclose(our_out, their_out, atol=1e-5)
+    assert_all_close(our_grads, their_grads, "gradients")
+
+
+def test_type_checks_see_keras_classes():
+    assert isinstance(keras_lstm.LSTM(UNITS), keras.layers.LSTM)
+    assert isinstance(keras_lstm.LSTMCell(UNITS), keras.layers.LSTMCell)
+    layer = keras.layers.Bidirectional(keras_lstm.LSTM(UNITS))
+    assert isinstance(layer.backward_layer, keras_lstm.LSTM)

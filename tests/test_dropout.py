@@ -1,7 +1,8 @@
 """Dropout in keras_lstm.LSTM: off at inference, one mask per sequence.
 
 With training=True the effective input is x * m for one mask m per sequence
-(0 or 1/(1-rate) per feature), the same at every step. The tests search all
+(0 or 1/(1-rate) per feature), the same at every step; recurrent dropout
+draws one such mask per gate, as Keras does. The tests search all
 2**n candidate masks of each sequence for the one whose NumPy reference
 matches the layer's output; a mask that changed between steps would match
 none.
@@ -15,6 +16,7 @@ import tensorflow as tf
 
 import keras_lstm
 from numpy_reference import lstm_reference
+from numpy_reference import lstm_step
 from random_data import random_inputs, build_random
 
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 4, 6
@@ -49,23 +51,19 @@ def _find_input_mask(outputs, x, weights, rate):
     return np.stack(found)
 
 
-def _find_recurrent_mask(outputs, x, weights, rate):
-    """Per sequence, the single mask on h_{t-1} that reproduces `outputs`."""
-    kernel, recurrent_kernel, bias = weights
-    found = []
-    for b in range(x.shape[0]):
-        errors = []
-        candidates = _candidate_masks(recurrent_kernel.shape[0], rate)
-        for m in candidates:
-            # (h * m) @ U == h @ (m[:, None] * U)
-            ref = lstm_reference(
-                x[b : b + 1], kernel, m[:, None] * recurrent_kernel, bias
-            )[0]
-            errors.append(np.abs(ref - outputs[b]).max())
-        best = int(np.argmin(errors))
-        assert errors[best] < ATOL, f"no single mask explains sequence {b}"
-        found.append(candidates[best])
-    return np.stack(found)
+def _per_gate_reference(x, weights, recurrent_masks):
+    """NumPy LSTM whose gate g sees h_{t-1} * recurrent_masks[g] every step."""
+    h = np.zeros((x.shape[0], weights[1].shape[0]), "float64")
+    c, outputs = h, []
+    for t in range(x.shape[1]):
+        i, f, c_hat, o = (
+            lstm_step(x[:, t], h * recurrent_masks[g], c, *weights)[name]
+            for g, name in enumerate(["i", "f", "c_hat", "o"])
+        )
+        c = f * c + i * c_hat
+        h = o * np.tanh(c)
+        outputs.append(h)
+    return np.stack(outputs, axis=1)
 
 
 def _dropout_layer(units, implementation="auto", **kwargs):
@@ -103,20 +101,24 @@ def test_dropout_uses_one_input_mask_per_sequence(unroll, implementation):
 
 
 @pytest.mark.parametrize("unroll", [False, True])
-def test_recurrent_dropout_uses_one_mask_per_sequence(unroll):
+def test_recurrent_dropout_uses_a_mask_per_gate_and_sequence(unroll):
+    """Four masks on h_{t-1}, one per gate, fixed over the steps (Keras's)."""
     rate, batch, units = 0.5, 4, 4
     layer = _dropout_layer(units, recurrent_dropout=rate, unroll=unroll)
     x = random_inputs(batch, STEPS, FEATURES)
     weights = build_random(layer, x.shape)
+    # A cell with the same seed draws the same masks in the same order.
+    twin = keras_lstm.LSTMCell(units, recurrent_dropout=rate, seed=11)
+    masks = [np.asarray(m) for m in twin.get_recurrent_dropout_mask(
+        np.zeros((batch, units), "float32"))]
 
-    first = _find_recurrent_mask(np.asarray(layer(x, training=True)), x,
-                                 weights, rate)
-    second = _find_recurrent_mask(np.asarray(layer(x, training=True)), x,
-                                  weights, rate)
+    outputs = np.asarray(layer(x, training=True))
 
-    assert 0 < np.count_nonzero(first) < first.size
-    assert len({m.tobytes() for m in first}) > 1
-    assert not np.array_equal(first, second)
+    np.testing.assert_allclose(outputs, _per_gate_reference(x, weights, masks),
+                               atol=ATOL)
+    assert len({m.tobytes() for m in masks}) == 4  # Each gate its own.
+    assert 0 < np.count_nonzero(masks[0]) < masks[0].size
+    assert not np.allclose(layer(x, training=True), outputs)  # New per call.
 
 
 def test_dropout_in_a_compiled_step_draws_a_mask_per_call(implementation):

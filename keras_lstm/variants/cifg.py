@@ -33,6 +33,8 @@ class CIFGLSTMCell(LSTMCell):
     >>> layer = keras.layers.RNN(keras_lstm.CIFGLSTMCell(16))
     """
 
+    per_gate_dropout = False  # One dropout mask shared by all gates.
+
     gate_order = ("f", "c", "o")
 
     def step(self, z, c_tm1, h_tm1, training=False):

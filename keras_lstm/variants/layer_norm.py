@@ -47,6 +47,8 @@ class LayerNormLSTMCell(LSTMCell):
     >>> layer = keras.layers.RNN(keras_lstm.LayerNormLSTMCell(32))
     """
 
+    per_gate_dropout = False  # One dropout mask shared by all gates.
+
     def __init__(
         self,
         units,

@@ -41,6 +41,8 @@ class PeepholeLSTMCell(LSTMCell):
     >>> layer = keras.layers.RNN(keras_lstm.PeepholeLSTMCell(16))
     """
 
+    per_gate_dropout = False  # One dropout mask shared by all gates.
+
     def __init__(
         self,
         units,

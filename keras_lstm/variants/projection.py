@@ -42,6 +42,8 @@ class ProjectionLSTMCell(LSTMCell):
     >>> layer = keras.layers.RNN(keras_lstm.ProjectionLSTMCell(64, 16))
     """
 
+    per_gate_dropout = False  # One dropout mask shared by all gates.
+
     def __init__(
         self,
         units,

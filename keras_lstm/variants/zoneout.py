@@ -37,6 +37,8 @@ class ZoneoutLSTMCell(LSTMCell):
     ... )
     """
 
+    per_gate_dropout = False  # One dropout mask shared by all gates.
+
     def __init__(self, units, zoneout_h=0.0, zoneout_c=0.0, **kwargs):
         super().__init__(units, **kwargs)
         self.zoneout_h = validation.check_rate(zoneout_h, "zoneout_h")
