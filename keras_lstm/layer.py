@@ -280,6 +280,7 @@ class LSTM(keras.layers.LSTM):
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         """Runs the sequence on `implementation_path`; see `keras.layers.RNN`."""
+        sequences = zero_masked_steps(sequences, mask)
         path = self.implementation_path
         if (
             path == "fused"
@@ -329,6 +330,22 @@ class LSTM(keras.layers.LSTM):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def zero_masked_steps(sequences, mask):
+    """`sequences` with zeros at masked steps (mask None: unchanged).
+
+    Every path reads these: NaN or inf at a masked step would otherwise
+    reach the weights' gradients as 0 * NaN, as it does in
+    `keras.layers.LSTM`. Outputs and states do not change: masked steps'
+    results are discarded, and their inputs get zero gradients.
+    """
+    if mask is None:
+        return sequences
+    if isinstance(mask, (list, tuple)):
+        mask = mask[0]
+    keep = tf.cast(mask, tf.bool)[:, :, None]
+    return tf.where(keep, sequences, tf.zeros_like(sequences))
 
 
 def _forward_to_cell(name):

@@ -178,3 +178,41 @@ def test_type_checks_see_keras_classes():
     assert isinstance(keras_lstm.LSTMCell(UNITS), keras.layers.LSTMCell)
     layer = keras.layers.Bidirectional(keras_lstm.LSTM(UNITS))
     assert isinstance(layer.backward_layer, keras_lstm.LSTM)
+
+
+NAN_MASK = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 1], [1, 0, 1, 0, 1]], bool)
+
+
+def _gradients_with_nan_at_masked_steps(layer, fill):
+    x = np.random.default_rng(5).standard_normal((BATCH, STEPS, FEATURES))
+    x = x.astype("float32")
+    x[~NAN_MASK] = fill
+    return run_with_gradients(layer, x, mask=NAN_MASK)
+
+
+@pytest.mark.parametrize("path", ["native", "xla", "step", "variant"])
+def test_nan_at_masked_steps_gives_finite_gradients(path, monkeypatch):
+    """Masked steps read zeros: the results equal keras.layers.LSTM's with
+    zeros there, where Keras itself gives NaN gradients for NaN inputs."""
+    if path == "xla":
+        monkeypatch.setattr(keras_lstm.native, "available", lambda: False)
+    kwargs = dict(return_sequences=True, return_state=True)
+    if path == "variant":
+        ours = keras_lstm.ZoneoutLSTM(UNITS, **kwargs)  # zoneout 0: plain.
+    else:
+        ours = keras_lstm.LSTM(
+            UNITS, implementation="step" if path == "step" else "auto",
+            **kwargs)
+    ours, theirs = same_weights(ours, keras.layers.LSTM(UNITS, **kwargs),
+                                (BATCH, STEPS, FEATURES))
+    if path in ("native", "xla"):
+        assert ours.fused_loops == path
+
+    our_out, our_grads = _gradients_with_nan_at_masked_steps(ours, np.nan)
+    their_out, their_grads = _gradients_with_nan_at_masked_steps(theirs, 0.0)
+    _, keras_nan_grads = _gradients_with_nan_at_masked_steps(theirs, np.nan)
+
+    assert all(np.isfinite(g).all() for g in our_grads)
+    assert not np.isfinite(keras_nan_grads[1]).all()  # Keras: NaN kernel grad.
+    assert_all_close(our_out, their_out, "outputs and states")
+    assert_all_close(our_grads, their_grads, "gradients")

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_lstm import validation
+from keras_lstm.layer import zero_masked_steps
 from keras_lstm.variants.cifg import CIFGLSTMCell
 from keras_lstm.variants.layer_norm import LayerNormLSTMCell
 from keras_lstm.variants.peephole import PeepholeLSTMCell
@@ -98,6 +99,7 @@ class VariantLSTM(keras.layers.RNN):
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         sequences = validation.as_float(sequences, self.compute_dtype)
+        sequences = zero_masked_steps(sequences, mask)
         return super().call(
             sequences, initial_state=initial_state, mask=mask,
             training=training,
