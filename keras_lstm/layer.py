@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from keras_lstm import cudnn
 from keras_lstm import dispatch
+from keras_lstm import export_graph
 from keras_lstm import fused
 from keras_lstm import native
 from keras_lstm import tracing
@@ -281,6 +282,12 @@ class LSTM(keras.layers.LSTM):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         """Runs the sequence on `implementation_path`; see `keras.layers.RNN`."""
         sequences = zero_masked_steps(sequences, mask)
+        if (not training and export_graph.exporting()
+                and not export_graph.export_blockers(self)):
+            # Standard ops TFLite fuses; see keras_lstm.export_graph.
+            return export_graph.lstm_sequence(
+                self, sequences, initial_state, mask
+            )
         path = self.implementation_path
         if (
             path == "fused"

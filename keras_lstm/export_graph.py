@@ -1,0 +1,243 @@
+"""The graph an `LSTM` layer traces for export: standard ops TFLite can fuse.
+
+When a model is saved (`model.export`, `tf.saved_model.save`, and so
+`tf.lite.TFLiteConverter.from_keras_model`, which exports first), a plain
+float32 `keras_lstm.LSTM` runs its sequence through `keras_lstm_composite`: a
+`tf.function` carrying the attributes of Keras 2's LSTM (``api_implements``
+starting with ``"lstm_"``, ``time_major``, ``go_backwards``), its argument
+order ``(inputs, h0, c0, kernel, recurrent_kernel, bias)`` and its five
+results ``(last_output, outputs, h, c, runtime)``. TFLite's converter
+recognises such a function and replaces its body with one fused
+``UNIDIRECTIONAL_SEQUENCE_LSTM`` op (see tensorflow's
+``compiler/mlir/lite/transforms/prepare_composite_functions_tf.cc``). The body
+is `keras_lstm.fused` on plain TensorFlow ops, so TF Serving and any process
+without keras_lstm run the same numbers.
+
+The converter fuses only when the batch size is fixed (h0 and c0 have static
+shapes) and only the first two results are used; it has no mask input and
+clips the cell state to [-10, 10]. So this module computes what Keras returns
+besides the outputs with standard ops around the call:
+
+- masks: right padding (each row's steps ``mask[b, :length_b]``) is exact,
+  through the lengths: the backward direction reverses each row's first
+  ``length_b`` steps (REVERSE_SEQUENCE), outputs are gathered at
+  ``length_b - 1``. Other masks (left padding, holes) cannot be expressed;
+  the rows that have them come out as NaN, so that no wrong number passes
+  silently.
+- the final cell state c_T (``return_state``, stateful layers): every step's
+  gates follow from the known h_{t-1} in one matmul, and the linear recurrence
+  ``c_t = f_t c_{t-1} + i_t ĉ_t`` sums in closed form with a reversed
+  cumulative sum of ``log f``.
+"""
+
+import contextlib
+import functools
+import itertools
+import os
+import sys
+import threading
+
+import keras
+import tensorflow as tf
+from tensorflow.python.saved_model import save_context
+
+from keras_lstm import fused
+from keras_lstm.cell import lstm_equations
+
+_state = threading.local()
+_distinct = itertools.count(2)  # Factors for `_fresh_states` (1 would fold).
+
+
+@contextlib.contextmanager
+def export_mode():
+    """Makes `LSTM` layers trace the export graph inside this block.
+
+    Saving (`model.export`, `tf.saved_model.save`, TFLite's
+    `from_keras_model`) does this by itself; use it to trace the export graph
+    into a `tf.function` of your own, e.g. for `from_concrete_functions`.
+    """
+    previous = getattr(_state, "active", False)
+    _state.active = True
+    try:
+        yield
+    finally:
+        _state.active = previous
+
+
+# Keras traces `model.export`'s functions before `tf.saved_model.save` runs
+# (so outside its save context), from modules in this folder.
+_KERAS_EXPORT_DIR = os.path.join("keras", "src", "export") + os.sep
+
+
+def _traced_by_keras_export():
+    frame = sys._getframe(1)
+    while frame is not None:
+        if _KERAS_EXPORT_DIR in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def exporting():
+    """Whether layers traced now end up in an export (SavedModel or TFLite).
+
+    True inside `export_mode`, inside `tf.saved_model.save` and while Keras's
+    `ExportArchive` (`model.export`, TFLite's `from_keras_model`) traces.
+    """
+    if getattr(_state, "active", False) or save_context.in_save_context():
+        return True
+    return tf.inside_function() and _traced_by_keras_export()
+
+
+def export_blockers(layer):
+    """Reasons `layer` cannot trace the fusable export graph (empty if it can)."""
+    options = layer._path_options()
+    reasons = []
+    if not options.plain_cell:
+        reasons.append("the cell is a variant, not keras_lstm.LSTMCell")
+    if options.activation != "tanh" or options.recurrent_activation != "sigmoid":
+        reasons.append("activations other than tanh and sigmoid")
+    if options.unroll:
+        reasons.append("unroll=True")
+    if keras.backend.standardize_dtype(layer.compute_dtype) != "float32":
+        reasons.append(f"compute dtype {layer.compute_dtype} (needs float32)")
+    return reasons
+
+
+def _lstm(inputs, h0, c0, kernel, recurrent_kernel, bias, go_backwards):
+    """Keras 2's LSTM interface on `keras_lstm.fused` with plain TF ops."""
+    last_output, outputs, (h, c) = fused.fused_lstm(
+        inputs, h0, c0, kernel, recurrent_kernel, bias,
+        go_backwards=go_backwards, return_sequences=True, training=False,
+        loops="python",
+    )
+    runtime = tf.constant(0.0)  # Keras 2's device marker; unused.
+    return last_output, outputs, h, c, runtime
+
+
+@functools.lru_cache(maxsize=None)
+def keras_lstm_composite(go_backwards):
+    """The `tf.function` TFLite fuses: `(x, h0, c0, kernel, rk, bias) -> 5 results`.
+
+    One function per direction, each with its own ``api_implements`` name
+    (TensorFlow's implementation selector treats functions of one name as
+    interchangeable).
+    """
+    direction = "backward" if go_backwards else "forward"
+    return tf.function(
+        functools.partial(_lstm, go_backwards=go_backwards),
+        autograph=False,
+        experimental_attributes={
+            "api_implements": f"lstm_keras_lstm_{direction}",
+            "api_preferred_device": "CPU",
+            "time_major": False,
+            "go_backwards": go_backwards,
+        },
+    )
+
+
+def _fresh_states(x, h0, c0):
+    """Copies of h0 and c0 that TFLite computes anew at every invoke.
+
+    TFLite keeps the LSTM op's states in variable tensors that the op
+    overwrites with the final states: a constant initial state would carry
+    over from one invoke to the next, and a model input would be clobbered
+    before other ops read it. Adding a zero computed from the input makes the
+    op's states tensors of their own, written before each run (the zero is
+    ``min(|x|, 0)``, which only NaN inputs spoil, as they spoil the LSTM).
+    Every call scales it by its own factor and h0 adds it while c0 subtracts
+    it: the converter must not merge the states of two ops, nor h0 with c0,
+    even when all of them are the same zeros.
+    """
+    zero = tf.minimum(tf.abs(x[:, :1, 0]), 0.0) * float(next(_distinct))  # (B, 1)
+    return h0 + zero, c0 - zero
+
+
+def _lengths(mask, steps):
+    """Per-row lengths of a right-padded mask, and rows whose mask is not."""
+    mask = tf.cast(mask, tf.bool)
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # (B,)
+    right_padded = tf.reduce_all(
+        tf.equal(mask, tf.sequence_mask(lengths, steps)), axis=1
+    )
+    return mask, lengths, right_padded
+
+
+def _final_cell_state(x, hs, h0, c0, kernel, recurrent_kernel, bias, valid):
+    """c after the last valid step, from the inputs and the outputs h_t.
+
+    Args:
+        x: (B, T, F) inputs in processing order; hs: (B, T, U) the h after
+            each of those steps; valid: None or bool (B, T), steps that count
+            (a prefix of each row).
+    """
+    h_prev = tf.concat([h0[:, None], hs[:, :-1]], axis=1)  # h_{t-1}: (B, T, U)
+    z = tf.matmul(x, kernel) + tf.matmul(h_prev, recurrent_kernel) + bias
+    # c_hat, f, i of every step; c_tm1 is unknown (and unused) here.
+    gates = lstm_equations(z, tf.zeros_like(hs))
+    log_f = tf.math.log(gates.f)
+    update = gates.i * gates.c_hat
+    if valid is not None:
+        keep = valid[:, :, None]
+        log_f = tf.where(keep, log_f, tf.zeros_like(log_f))
+        update = tf.where(keep, update, tf.zeros_like(update))
+    # c_T = sum_t update_t * prod_{s>t} f_s + c0 * prod_s f_s
+    later = tf.math.cumsum(log_f, axis=1, exclusive=True, reverse=True)
+    return (tf.reduce_sum(update * tf.exp(later), axis=1)
+            + c0 * tf.exp(tf.reduce_sum(log_f, axis=1)))
+
+
+def lstm_sequence(layer, sequences, initial_state, mask):
+    """The export graph of `layer` (see the module docstring).
+
+    Returns ``(last_output, outputs, [h, c])`` as `keras.layers.RNN.inner_loop`.
+    """
+    cell = layer.cell
+    h0, c0 = initial_state
+    kernel, recurrent_kernel = cell.kernel, cell.recurrent_kernel
+    bias = (cell.bias if cell.use_bias
+            else tf.zeros([4 * cell.units], sequences.dtype))
+    weights = (tf.convert_to_tensor(kernel), tf.convert_to_tensor(recurrent_kernel),
+               tf.convert_to_tensor(bias))
+    if isinstance(mask, (list, tuple)):
+        mask = mask[0]
+    if mask is None:
+        last_output, outputs, *_ = keras_lstm_composite(layer.go_backwards)(
+            sequences, *_fresh_states(sequences, h0, c0), *weights
+        )
+        x = tf.reverse(sequences, [1]) if layer.go_backwards else sequences
+        c = _final_cell_state(x, outputs, h0, c0, *weights, valid=None)
+        return last_output, outputs, [last_output, c]
+
+    steps = tf.shape(sequences)[1]
+    mask, lengths, right_padded = _lengths(mask, steps)
+    # Processing order: each row's valid steps first, reversed if backwards.
+    x = (tf.reverse_sequence(sequences, lengths, seq_axis=1, batch_axis=0)
+         if layer.go_backwards else sequences)
+    _, hs, *_ = keras_lstm_composite(False)(
+        x, *_fresh_states(x, h0, c0), *weights
+    )
+    seen = lengths > 0
+    last_h = tf.gather(hs, tf.maximum(lengths - 1, 0), axis=1, batch_dims=1)
+    zeros = tf.zeros_like(last_h)
+    last_output = tf.where(seen[:, None], last_h, zeros)
+    h = tf.where(seen[:, None], last_h, h0)
+    c = _final_cell_state(x, hs, h0, c0, *weights, valid=mask)
+    if layer.go_backwards:
+        # Keras's step k is time T-1-k; the first T-length steps are masked.
+        outputs = tf.reverse(
+            tf.reverse_sequence(hs, lengths, seq_axis=1, batch_axis=0), [1]
+        )
+        kept = tf.reverse(mask, [1])
+        outputs = tf.where(kept[:, :, None], outputs, tf.zeros_like(outputs))
+    else:
+        # Masked (padding) steps repeat the last output, or give zeros.
+        fill = zeros if layer.zero_output_for_mask else last_output
+        outputs = tf.where(mask[:, :, None], hs, fill[:, None])
+    bad = tf.fill(tf.shape(last_output), float("nan"))
+    ok = right_padded[:, None]
+    return (
+        tf.where(ok, last_output, bad),
+        tf.where(ok[:, :, None], outputs, bad[:, None]),
+        [tf.where(ok, h, bad), tf.where(ok, c, bad)],
+    )

@@ -1,0 +1,85 @@
+"""TFLite / LiteRT conversion of models with `keras_lstm` layers, and what to check.
+
+TensorFlow's default converter turns each `keras_lstm.LSTM` into one fused
+``UNIDIRECTIONAL_SEQUENCE_LSTM`` op (see `keras_lstm.export_graph`) when the
+model's batch size is fixed. `convert` fixes it for you:
+
+    content = keras_lstm.tflite.convert(model, batch_size=1)
+    open("model.tflite", "wb").write(content)
+
+`tf.lite.TFLiteConverter.from_keras_model(model)` gives the same file for a
+model built on ``keras.Input(batch_shape=(1, ...))``.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def fixed_batch(model, batch_size):
+    """`model` behind inputs of batch size `batch_size` (same weights).
+
+    TFLite fuses an LSTM only when its batch size is known, and a Keras
+    model usually leaves it open (``keras.Input(shape=...)``).
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"batch_size must be a positive int. Received: batch_size={batch_size!r}"
+        )
+    inputs = [
+        keras.Input(batch_shape=(batch_size, *spec.shape[1:]), dtype=spec.dtype,
+                    name=spec.name)
+        for spec in model.inputs
+    ]
+    outputs = model(inputs if len(inputs) > 1 else inputs[0])
+    return keras.Model(inputs, outputs, name=f"{model.name}_batch_{batch_size}")
+
+
+def convert(model, batch_size=1, quantize=False):
+    """Converts a Keras model to a TFLite flatbuffer (bytes).
+
+    Args:
+        model: A functional or sequential `keras.Model`.
+        batch_size: The batch size the converted model takes (fixed: the
+            fused LSTM op needs it), or None to keep the model's own.
+        quantize: Dynamic-range quantization: weights stored as int8,
+            activations computed in float (``tf.lite.Optimize.DEFAULT``).
+    """
+    if batch_size is not None:
+        model = fixed_batch(model, batch_size)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter.convert()
+
+
+def _interpreter_module():
+    """``ai_edge_litert.interpreter`` (LiteRT), else TensorFlow's ``tf.lite``."""
+    try:
+        from ai_edge_litert import interpreter as litert
+    except ImportError:  # pragma: no cover - depends on the environment.
+        return tf.lite
+    return litert
+
+
+def interpreter(content, num_threads=None, delegates=True):
+    """A LiteRT interpreter for `content`, tensors allocated.
+
+    ``delegates=False`` keeps XNNPACK from taking over ops, so that
+    `_get_ops_details` lists the model's own ops.
+    """
+    module = _interpreter_module()
+    resolver = module.OpResolverType.AUTO
+    if not delegates:
+        resolver = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    runner = module.Interpreter(
+        model_content=content, num_threads=num_threads,
+        experimental_op_resolver_type=resolver,
+    )
+    runner.allocate_tensors()
+    return runner
+
+
+def op_names(content):
+    """The op names of a TFLite model, in execution order."""
+    details = interpreter(content, delegates=False)._get_ops_details()
+    return [op["op_name"] for op in details]

@@ -1,0 +1,167 @@
+"""TFLite conversion: each keras_lstm.LSTM becomes one fused LSTM op and matches Keras.
+
+Models convert with TensorFlow's default converter and run on the LiteRT
+interpreter (`keras_lstm.tflite.interpreter`); outputs are compared with
+`model.predict` in float32.
+"""
+
+import numpy as np
+import pytest
+import keras
+import tensorflow as tf
+
+import keras_lstm
+from keras_lstm import tflite
+
+FUSED = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+UNFUSED = ("WHILE", "FlexKerasLstmForward", "CUSTOM", "DELEGATE")
+
+
+def run(content, feeds):
+    """Runs a converted model on `feeds` {input name: array}; outputs in order."""
+    runner = tflite.interpreter(content).get_signature_runner()
+    got = runner(**feeds)
+    return [got[f"output_{index}"] for index in range(len(got))]
+
+
+def check(model, feeds, atol=1e-5, content=None):
+    """Converts `model` (unless `content`), checks the ops and the outputs."""
+    content = content or tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    ops = tflite.op_names(content)
+    lstm_layers = [
+        layer for layer in model._flatten_layers()
+        if isinstance(layer, keras_lstm.LSTM)
+    ]
+    assert ops.count(FUSED) == len(lstm_layers), ops
+    assert not set(ops) & set(UNFUSED), ops
+    want = model.predict([feeds[i.name] for i in model.inputs], verbose=0)
+    want = want if isinstance(want, list) else [want]
+    for _ in range(2):  # A second invoke must not start from the first's states.
+        got = run(content, feeds)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, atol=atol, rtol=0)
+    return content, ops
+
+
+def sequences(batch, steps, features, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, steps, features)).astype("float32")
+
+
+@pytest.mark.parametrize("batch, return_sequences, go_backwards", [
+    (1, False, False),
+    (3, True, False),
+    (2, True, True),
+    (2, False, True),
+])
+def test_single_layer(batch, return_sequences, go_backwards):
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input(batch_shape=(batch, 20, 8), name="x")
+    h = keras_lstm.LSTM(16, return_sequences=return_sequences,
+                        go_backwards=go_backwards)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(h))
+    check(model, {"x": sequences(batch, 20, 8)})
+
+
+def test_stacked_with_states_in_and_out():
+    keras.utils.set_random_seed(2)
+    x = keras.Input(batch_shape=(2, 7, 5), name="x")
+    h0 = keras.Input(batch_shape=(2, 6), name="h0")
+    c0 = keras.Input(batch_shape=(2, 6), name="c0")
+    seq = keras_lstm.LSTM(6, return_sequences=True)(x, initial_state=[h0, c0])
+    out, h, c = keras_lstm.LSTM(4, return_sequences=True, return_state=True)(seq)
+    model = keras.Model([x, h0, c0], [out, h, c])
+    rng = np.random.default_rng(3)
+    check(model, {
+        "x": sequences(2, 7, 5),
+        "h0": rng.normal(size=(2, 6)).astype("float32"),
+        "c0": rng.normal(size=(2, 6)).astype("float32"),
+    })
+
+
+def token_ids(rows, steps, lengths, seed=0):
+    """int32 ids in [1, 50) with each row right-padded by zeros after lengths[row]."""
+    ids = np.random.default_rng(seed).integers(1, 50, size=(rows, steps))
+    ids[np.arange(steps)[None, :] >= np.asarray(lengths)[:, None]] = 0
+    return ids.astype("int32")
+
+
+def embedding_model(batch, steps, mask_zero, return_sequences):
+    keras.utils.set_random_seed(4)
+    ids = keras.Input(batch_shape=(batch, steps), dtype="int32", name="ids")
+    x = keras.layers.Embedding(50, 8, mask_zero=mask_zero)(ids)
+    x = keras.layers.Bidirectional(
+        keras_lstm.LSTM(5, return_sequences=True))(x)
+    out, h, c = keras_lstm.LSTM(
+        3, return_sequences=return_sequences, return_state=True)(x)
+    return keras.Model(ids, [out, h, c])
+
+
+def test_embedding_inputs_without_mask():
+    model = embedding_model(2, 9, mask_zero=False, return_sequences=True)
+    check(model, {"ids": token_ids(2, 9, [9, 9])})
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_right_padded_mask_matches_keras(return_sequences):
+    model = embedding_model(4, 9, mask_zero=True, return_sequences=return_sequences)
+    # Full, padded, a single token and an all-padding row.
+    check(model, {"ids": token_ids(4, 9, [9, 5, 1, 0])})
+
+
+def test_mask_that_is_not_right_padding_gives_nan_rows():
+    model = embedding_model(3, 6, mask_zero=True, return_sequences=False)
+    content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    ids = token_ids(3, 6, [6, 4, 6])
+    ids[2, 0] = 0  # Left padding in row 2: TFLite cannot express it.
+    want = model.predict(ids, verbose=0)
+    got = run(content, {"ids": ids})
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g[:2], w[:2], atol=1e-5, rtol=0)
+        assert np.isnan(g[2]).all()
+
+
+def test_saved_model_from_export_converts(tmp_path):
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((10, 4), name="x")
+    h = keras.layers.Bidirectional(keras_lstm.LSTM(8))(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2)(h))
+    # TFLite fuses only a fixed batch size, which model.export leaves open.
+    model.export(str(tmp_path / "exported"), verbose=False,
+                 input_signature=[tf.TensorSpec((2, 10, 4), name="x")])
+    content = tf.lite.TFLiteConverter.from_saved_model(
+        str(tmp_path / "exported")).convert()
+    ops = tflite.op_names(content)
+    assert ops.count(FUSED) == 2 and "WHILE" not in ops, ops
+    x = sequences(2, 10, 4)
+    np.testing.assert_allclose(
+        run(content, {"x": x})[0], model.predict(x, verbose=0), atol=1e-5, rtol=0)
+
+
+def test_convert_fixes_the_batch_of_an_open_model():
+    keras.utils.set_random_seed(6)
+    model = keras.Sequential([
+        keras.Input((12, 3), name="x"), keras_lstm.LSTM(7), keras.layers.Dense(1)
+    ])
+    content = tflite.convert(model, batch_size=1)
+    assert tflite.op_names(content).count(FUSED) == 1
+    x = sequences(1, 12, 3)
+    np.testing.assert_allclose(
+        run(content, {"x": x})[0], model.predict(x, verbose=0), atol=1e-5, rtol=0)
+
+
+def test_dynamic_range_quantization_keeps_the_fused_op():
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([
+        keras.Input(batch_shape=(1, 30, 16), name="x"),
+        keras_lstm.LSTM(64, return_sequences=True),
+        keras_lstm.LSTM(64),
+        keras.layers.Dense(1),
+    ])
+    floats = tflite.convert(model, batch_size=None)
+    quantized = tflite.convert(model, batch_size=None, quantize=True)
+    assert tflite.op_names(quantized).count(FUSED) == 2
+    assert len(quantized) < 0.4 * len(floats)
+    x = sequences(1, 30, 16)
+    np.testing.assert_allclose(
+        run(quantized, {"x": x})[0], model.predict(x, verbose=0), atol=0.05, rtol=0)
