@@ -1,17 +1,17 @@
 """The graph an `LSTM` layer traces for export: standard ops TFLite can fuse.
 
-When a model is saved (`model.export`, `tf.saved_model.save`, and so
-`tf.lite.TFLiteConverter.from_keras_model`, which exports first), a plain
-float32 `keras_lstm.LSTM` runs its sequence through `keras_lstm_composite`: a
+In graphs that may be saved (`keras_lstm.tracing`: `model.export`,
+`tf.saved_model.save`, TFLite's converters), a plain float32
+`keras_lstm.LSTM` runs its sequence through `keras_lstm_composite`: a
 `tf.function` carrying the attributes of Keras 2's LSTM (``api_implements``
 starting with ``"lstm_"``, ``time_major``, ``go_backwards``), its argument
 order ``(inputs, h0, c0, kernel, recurrent_kernel, bias)`` and its five
 results ``(last_output, outputs, h, c, runtime)``. TFLite's converter
 recognises such a function and replaces its body with one fused
 ``UNIDIRECTIONAL_SEQUENCE_LSTM`` op (see tensorflow's
-``compiler/mlir/lite/transforms/prepare_composite_functions_tf.cc``). The body
-is `keras_lstm.fused` on plain TensorFlow ops, so TF Serving and any process
-without keras_lstm run the same numbers.
+``compiler/mlir/lite/transforms/prepare_composite_functions_tf.cc`` and
+``utils/lstm_utils.cc``). The body is `keras_lstm.fused` on plain TensorFlow
+ops, so TF Serving and any process without keras_lstm run the same numbers.
 
 The converter fuses only when the batch size is fixed (h0 and c0 have static
 shapes) and only the first two results are used; it has no mask input and
@@ -23,7 +23,8 @@ besides the outputs with standard ops around the call:
   ``length_b`` steps (REVERSE_SEQUENCE), outputs are gathered at
   ``length_b - 1``. Other masks (left padding, holes) cannot be expressed;
   the rows that have them come out as NaN, so that no wrong number passes
-  silently.
+  silently. Masked layers take this form only in graphs bound for TFLite
+  (see `masks_as_lengths`); other saved graphs keep the plain loops.
 - the final cell state c_T (``return_state``, stateful layers): every step's
   gates follow from the known h_{t-1} in one matmul, and the linear recurrence
   ``c_t = f_t c_{t-1} + i_t ĉ_t`` sums in closed form with a reversed
@@ -33,60 +34,51 @@ besides the outputs with standard ops around the call:
 import contextlib
 import functools
 import itertools
-import os
-import sys
 import threading
+import uuid
 
 import keras
 import tensorflow as tf
-from tensorflow.python.saved_model import save_context
 
 from keras_lstm import fused
+from keras_lstm import tracing
 from keras_lstm.cell import lstm_equations
 
-_state = threading.local()
+_scope = threading.local()
 _distinct = itertools.count(2)  # Factors for `_fresh_states` (1 would fold).
+# Code that converts to TFLite (any OS separator).
+_TFLITE_CONVERTERS = ("tensorflow/lite/python/", "keras/src/export/litert")
 
 
 @contextlib.contextmanager
-def export_mode():
-    """Makes `LSTM` layers trace the export graph inside this block.
+def masks_as_lengths():
+    """Masked layers traced in this block take the TFLite form (see module doc).
 
-    Saving (`model.export`, `tf.saved_model.save`, TFLite's
-    `from_keras_model`) does this by itself; use it to trace the export graph
-    into a `tf.function` of your own, e.g. for `from_concrete_functions`.
+    TFLite's converter and Keras's LiteRT export get it by themselves; use
+    this around `model.export` when its SavedModel goes to
+    `TFLiteConverter.from_saved_model`. Elsewhere saved graphs of masked
+    layers keep the plain loops, which take any mask.
     """
-    previous = getattr(_state, "active", False)
-    _state.active = True
+    previous = getattr(_scope, "active", False)
+    _scope.active = True
     try:
         yield
     finally:
-        _state.active = previous
+        _scope.active = previous
 
 
-# Keras traces `model.export`'s functions before `tf.saved_model.save` runs
-# (so outside its save context), from modules in this folder.
-_KERAS_EXPORT_DIR = os.path.join("keras", "src", "export") + os.sep
+def applies(layer, mask, training):
+    """Whether `layer` traces the export graph of this module now.
 
-
-def _traced_by_keras_export():
-    frame = sys._getframe(1)
-    while frame is not None:
-        if _KERAS_EXPORT_DIR in frame.f_code.co_filename:
-            return True
-        frame = frame.f_back
-    return False
-
-
-def exporting():
-    """Whether layers traced now end up in an export (SavedModel or TFLite).
-
-    True inside `export_mode`, inside `tf.saved_model.save` and while Keras's
-    `ExportArchive` (`model.export`, TFLite's `from_keras_model`) traces.
+    In inference graphs that may be saved (`keras_lstm.tracing`), for plain
+    float32 layers; masked ones only when the graph is bound for TFLite.
     """
-    if getattr(_state, "active", False) or save_context.in_save_context():
-        return True
-    return tf.inside_function() and _traced_by_keras_export()
+    if training is not None and training is not False:
+        return False  # Training graphs need the layer's dropout and gradients.
+    if not tracing.graph_may_be_saved(training) or export_blockers(layer):
+        return False
+    return (mask is None or getattr(_scope, "active", False)
+            or tracing._stack_has(_TFLITE_CONVERTERS))
 
 
 def export_blockers(layer):
@@ -115,20 +107,18 @@ def _lstm(inputs, h0, c0, kernel, recurrent_kernel, bias, go_backwards):
     return last_output, outputs, h, c, runtime
 
 
-@functools.lru_cache(maxsize=None)
 def keras_lstm_composite(go_backwards):
-    """The `tf.function` TFLite fuses: `(x, h0, c0, kernel, rk, bias) -> 5 results`.
+    """A new `tf.function` TFLite fuses: `(x, h0, c0, kernel, rk, bias) -> 5 results`.
 
-    One function per direction, each with its own ``api_implements`` name
-    (TensorFlow's implementation selector treats functions of one name as
-    interchangeable).
+    Each call gets a ``api_implements`` name of its own: TensorFlow's
+    implementation selector swaps functions of one name for each other, which
+    would run a trace made for other shapes.
     """
-    direction = "backward" if go_backwards else "forward"
     return tf.function(
         functools.partial(_lstm, go_backwards=go_backwards),
         autograph=False,
         experimental_attributes={
-            "api_implements": f"lstm_keras_lstm_{direction}",
+            "api_implements": f"lstm_keras_lstm_{uuid.uuid4().hex}",
             "api_preferred_device": "CPU",
             "time_major": False,
             "go_backwards": go_backwards,

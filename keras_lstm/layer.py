@@ -282,8 +282,7 @@ class LSTM(keras.layers.LSTM):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         """Runs the sequence on `implementation_path`; see `keras.layers.RNN`."""
         sequences = zero_masked_steps(sequences, mask)
-        if (not training and export_graph.exporting()
-                and not export_graph.export_blockers(self)):
+        if export_graph.applies(self, mask, training):
             # Standard ops TFLite fuses; see keras_lstm.export_graph.
             return export_graph.lstm_sequence(
                 self, sequences, initial_state, mask

@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 import keras_lstm
+from keras_lstm import export_graph
 from keras_lstm import tflite
 
 FUSED = "UNIDIRECTIONAL_SEQUENCE_LSTM"
@@ -138,6 +139,16 @@ def test_saved_model_from_export_converts(tmp_path):
         run(content, {"x": x})[0], model.predict(x, verbose=0), atol=1e-5, rtol=0)
 
 
+def test_masked_model_export_converts_inside_masks_as_lengths(tmp_path):
+    model = embedding_model(2, 9, mask_zero=True, return_sequences=False)
+    with export_graph.masks_as_lengths():
+        model.export(str(tmp_path / "exported"), verbose=False,
+                     input_signature=[tf.TensorSpec((2, 9), tf.int32, name="ids")])
+    content = tf.lite.TFLiteConverter.from_saved_model(
+        str(tmp_path / "exported")).convert()
+    check(model, {"ids": token_ids(2, 9, [9, 4])}, content=content)
+
+
 def test_convert_fixes_the_batch_of_an_open_model():
     keras.utils.set_random_seed(6)
     model = keras.Sequential([
@@ -165,3 +176,14 @@ def test_dynamic_range_quantization_keeps_the_fused_op():
     x = sequences(1, 30, 16)
     np.testing.assert_allclose(
         run(quantized, {"x": x})[0], model.predict(x, verbose=0), atol=0.05, rtol=0)
+
+
+def test_export_graph_traces_each_shape_on_its_own():
+    # The implementation selector swaps functions of one api_implements name:
+    # a trace for one shape must never run another's.
+    layer = keras_lstm.LSTM(4, return_sequences=True)
+    with keras_lstm.portable_graphs():
+        for shape in [(2, 5, 3), (3, 7, 3)]:
+            x = tf.constant(sequences(*shape))
+            got = tf.function(lambda x: layer(x))(x)
+            np.testing.assert_allclose(got, layer(x), atol=1e-6, rtol=0)
