@@ -37,6 +37,7 @@ from tensorflow.python.ops import control_flow_util
 
 from keras_lstm import devices
 from keras_lstm import native
+from keras_lstm import second_order
 from keras_lstm import tracing
 from keras_lstm.cell import GATE_ORDER
 from keras_lstm.cell import lstm_equations
@@ -291,9 +292,12 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
     """
     units = h0.shape[-1]
     forward, backward = _loop_functions(loops, units)
+    twice = second_order.higher_order_possible([zx, h0, c0, recurrent_kernel])
 
     @tf.custom_gradient
     def core(zx, h0, c0, recurrent_kernel):
+        # Kept only when a gradient may be differentiated again.
+        originals = (zx, h0, c0, recurrent_kernel) if twice else None
         # The loops are never differentiated by autodiff; stop_gradient keeps
         # TensorFlow from building (and XLA from failing on) accumulators.
         args = [tf.stop_gradient(t) for t in (zx, h0, c0, recurrent_kernel)]
@@ -306,6 +310,12 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
             hs, c_last = forward(*args, mask, store=store)
 
         def grad(d_hs, dc_last):
+            if originals is not None:
+                store = "outputs" if training or all_outputs else "last"
+                return second_order.autodiff_gradients(
+                    lambda *a: _forward_loop(*a, mask, store=store),
+                    originals, (d_hs, dc_last),
+                )
             if training:
                 all_hs, saved_cs, saved_gates = hs, cs, gates
             else:

@@ -12,6 +12,7 @@ differentiable recurrence on top of them.
 
 import tensorflow as tf
 
+from keras_lstm import second_order
 from keras_lstm.native.build import available  # noqa: F401 (part of this API)
 from keras_lstm.native.build import ops
 from keras_lstm.sequence_gradients import recurrent_kernel_gradient
@@ -63,6 +64,17 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
     no_bias = bias is None
     if no_bias:
         bias = tf.zeros([0], tf.float32)
+    twice = second_order.higher_order_possible(
+        [zx, h0, c0, recurrent_kernel, bias])
+
+    def plain_loop(zx, h0, c0, recurrent_kernel, bias):
+        """The same recurrence as standard TensorFlow ops (differentiable)."""
+        from keras_lstm import fused  # Imported here: fused imports this.
+
+        z = zx if no_bias else zx + bias
+        hs, c_last = fused._forward_loop(
+            z, h0, c0, recurrent_kernel, mask, store="outputs")
+        return hs, tf.concat([h0[None], hs], axis=0)[-1], c_last
 
     def forward(args, store):
         return module.keras_lstm_forward(
@@ -72,6 +84,8 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
 
     @tf.custom_gradient
     def core(zx, h0, c0, recurrent_kernel, bias):
+        # Kept only when a gradient may be differentiated again.
+        originals = (zx, h0, c0, recurrent_kernel, bias) if twice else None
         # The ops are never differentiated by autodiff; the gradient is below.
         args = [tf.stop_gradient(t)
                 for t in (zx, h0, c0, recurrent_kernel, bias)]
@@ -80,6 +94,9 @@ def recurrence(zx, h0, c0, recurrent_kernel, mask=None, training=True,
             args[0] = None  # The backward pass needs no zx: free it early.
 
         def grad(d_hs, dh_last, dc_last):
+            if originals is not None:
+                return second_order.autodiff_gradients(
+                    plain_loop, originals, (d_hs, dh_last, dc_last))
             saved_cs, saved_gates = cs, gates
             if not training:
                 _, _, _, saved_cs, saved_gates = forward(args, store=True)
