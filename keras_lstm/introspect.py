@@ -2,7 +2,8 @@
 
 `gate_trace` re-runs a layer's own cell (its `preactivations` and `step`, the
 code the layer trains with) over a batch and keeps every gate at every step.
-`GateHeatmapCallback` draws those traces for a fixed example each epoch.
+`GateHeatmapCallback` draws those traces for a fixed example each epoch, as
+figures (`keras_lstm.gate_figures`) in TensorBoard.
 """
 
 import collections
@@ -12,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_lstm import gate_figures
 from keras_lstm import validation
 from keras_lstm.cell import GateValues
 from keras_lstm.cell import LSTMCell
@@ -160,77 +162,16 @@ def _initial_states(cell, initial_state, batch, dtype, name):
     return states
 
 
-# Colour maps as anchor colours, interpolated linearly. Gates live in [0, 1]
-# (a sequential map, viridis' anchors); states and the candidate are signed
-# (a diverging blue-white-red map centred on 0).
-_SEQUENTIAL = np.array(
-    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]]
-)
-_DIVERGING = np.array([[59, 76, 192], [247, 247, 247], [180, 4, 38]])
-_SIGNED = ("c_hat", "c", "h")
-
-
-def heatmap(values, vmin, vmax, colors, cell_pixels=1):
-    """RGB image (units, time) of a (time, units) array, time to the right.
-
-    Args:
-        values: (time, units) array.
-        vmin, vmax: The values mapped to the first and last anchor colour.
-        colors: (n, 3) anchor colours in 0..255, evenly spaced.
-        cell_pixels: Side, in pixels, of the square drawn for one value.
-
-    Returns:
-        uint8 array (units * cell_pixels, time * cell_pixels, 3).
-    """
-    scaled = (np.asarray(values, np.float64).T - vmin) / (vmax - vmin)
-    position = np.clip(scaled, 0.0, 1.0) * (len(colors) - 1)
-    anchors = np.arange(len(colors))
-    image = np.stack(
-        [np.interp(position, anchors, colors[:, k]) for k in range(3)],
-        axis=-1,
-    )
-    image = np.repeat(np.repeat(image, cell_pixels, 0), cell_pixels, 1)
-    return np.round(image).astype(np.uint8)
-
-
-def gate_heatmaps(trace, names=("f", "i", "o", "c"), cell_pixels=None):
-    """Heatmap images of a `GateTrace`, one batch of images per name.
-
-    Gates use a fixed [0, 1] range so epochs compare; c_hat and h use
-    [-1, 1]; c uses [-m, m] with m its largest magnitude in the batch.
-
-    Returns:
-        dict name -> uint8 array (batch, size * s, time * s, 3), with s =
-        `cell_pixels` or, if None, the largest integer up to 16 that keeps
-        the longer side within 512 pixels (at least 1).
-    """
-    images = {}
-    for name in names:
-        values = getattr(trace, name)
-        if cell_pixels is None:
-            s = max(1, min(16, 512 // max(values.shape[1:])))
-        else:
-            s = cell_pixels
-        if name == "c":
-            limit = max(float(np.max(np.abs(values))), 1e-6)
-            vmin, vmax, colors = -limit, limit, _DIVERGING
-        elif name in _SIGNED:
-            vmin, vmax, colors = -1.0, 1.0, _DIVERGING
-        else:
-            vmin, vmax, colors = 0.0, 1.0, _SEQUENTIAL
-        images[name] = np.stack(
-            [heatmap(v, vmin, vmax, colors, s) for v in values]
-        )
-    return images
-
-
 class GateHeatmapCallback(keras.callbacks.Callback):
-    """Writes gate heatmaps of a fixed example to TensorBoard every n epochs.
+    """Writes gate heatmaps of fixed examples to TensorBoard every n epochs.
 
-    Each write adds one image per example and per name in `gates`, tagged
+    Each write adds one figure per example and per name in `gates`, tagged
     ``gates/<layer>/<name>`` (``gates/<layer>/<forward|backward>/<name>`` for
-    a Bidirectional layer), with time to the right and units downwards; see
-    `gate_heatmaps` for the colour ranges. The step is the epoch (from 0).
+    a Bidirectional layer): units down, time steps across, a colour bar (gates
+    0..1), the gate, layer and training step in the title, and `time_marks`
+    drawn on the time axis (see `keras_lstm.gate_figures.gate_figure`). The
+    TensorBoard step is the epoch (from 0), or the step given to `write`.
+    Needs matplotlib (checked here, before training starts).
 
     Args:
         layer: The traced layer, or its name in the trained model.
@@ -241,7 +182,8 @@ class GateHeatmapCallback(keras.callbacks.Callback):
         log_dir: Directory of the TensorBoard event file.
         every_n_epochs: Write after every n-th epoch.
         gates: Fields of `GateTrace` to draw (default f, i, o and c).
-        cell_pixels: Pixels per value, None to pick from the size.
+        time_marks: Optional time steps to mark, one sequence per example
+            (e.g. the adding problem's two marked positions).
 
     Example:
 
@@ -256,7 +198,7 @@ class GateHeatmapCallback(keras.callbacks.Callback):
         log_dir,
         every_n_epochs=1,
         gates=("f", "i", "o", "c"),
-        cell_pixels=None,
+        time_marks=None,
     ):
         super().__init__()
         if (
@@ -274,12 +216,21 @@ class GateHeatmapCallback(keras.callbacks.Callback):
                 f"`gates` must be fields of GateTrace {GateTrace._fields}. "
                 f"Received: gates={tuple(gates)}"
             )
+        if time_marks is not None:
+            time_marks = [np.asarray(m, dtype=np.int64).ravel() for m in time_marks]
+            if not isinstance(example_inputs, (list, tuple, dict)) and (
+                    len(time_marks) != len(example_inputs)):
+                raise ValueError(
+                    "`time_marks` needs one sequence of time steps per example. "
+                    f"Received: {len(time_marks)} for {len(example_inputs)} examples"
+                )
+        gate_figures.require_matplotlib()
         self.layer = layer
         self.example_inputs = example_inputs
         self.log_dir = log_dir
         self.every_n_epochs = every_n_epochs
         self.gates = tuple(gates)
-        self.cell_pixels = cell_pixels
+        self.time_marks = time_marks
         self._writer = None
 
     def _traced_layer(self):
@@ -306,34 +257,52 @@ class GateHeatmapCallback(keras.callbacks.Callback):
         mask = getattr(x, "_keras_mask", None)
         return x, mask
 
-    def write(self, step):
-        """Traces the layer now and writes its heatmaps at `step`."""
+    def figures(self, step_label):
+        """{tag: [matplotlib Figure per example]} of the layer traced now."""
         layer = self._traced_layer()
         x, mask = self.layer_inputs(layer)
         traces = gate_trace(layer, x, mask=mask)
         if not isinstance(traces, dict):
             traces = {"": traces}
+        found = {}
+        for direction, trace in traces.items():
+            prefix = "/".join(p for p in ("gates", layer.name, direction) if p)
+            layer_name = f"'{layer.name}'" + (f" ({direction})" if direction else "")
+            for name in self.gates:
+                values = getattr(trace, name)
+                found[f"{prefix}/{name}"] = [
+                    gate_figures.gate_figure(
+                        v, name, layer_name, step_label,
+                        marks=() if self.time_marks is None else self.time_marks[k],
+                        subtitle=f"example {k + 1} of {len(values)}"
+                        if len(values) > 1 else "",
+                    )
+                    for k, v in enumerate(values)
+                ]
+        return found
+
+    def write(self, step, step_label=None):
+        """Traces the layer now and writes its figures at TensorBoard `step`.
+
+        `step_label` is the title's "when" (default "training step <step>").
+        """
+        figures = self.figures(step_label or f"training step {step}")
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         with self._writer.as_default():
-            for direction, trace in traces.items():
-                prefix = "/".join(p for p in ("gates", layer.name, direction)
-                                  if p)
-                images = gate_heatmaps(trace, self.gates, self.cell_pixels)
-                for name, batch in images.items():
-                    tf.summary.image(
-                        f"{prefix}/{name}",
-                        batch,
-                        step=step,
-                        max_outputs=len(batch),
-                        description=f"{name}: rows are units, columns are "
-                        "time steps",
-                    )
+            for tag, batch in figures.items():
+                tf.summary.image(
+                    tag,
+                    np.stack([gate_figures.figure_to_rgb(f) for f in batch]),
+                    step=step,
+                    max_outputs=len(batch),
+                    description="rows are units, columns are time steps",
+                )
         self._writer.flush()
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs == 0:
-            self.write(epoch)
+            self.write(epoch, step_label=f"end of epoch {epoch + 1}")
 
     def on_train_end(self, logs=None):
         if self._writer is not None:

@@ -1,4 +1,4 @@
-"""gate_trace against the NumPy reference; the heatmap callback's event file."""
+"""gate_trace against the NumPy reference; the heatmap callback's figures and event file."""
 
 import glob
 import os
@@ -9,8 +9,10 @@ import pytest
 import tensorflow as tf
 
 import keras_lstm
-from keras_lstm import introspect
+from keras_lstm import gate_figures
 from numpy_reference import lstm_reference
+
+FIGURE_SHAPE = (360, 900, 3)  # gate_figures.FIGSIZE at gate_figures.DPI
 
 BATCH, STEPS, FEATURES, UNITS = 2, 6, 3, 4
 ATOL = 1e-5
@@ -125,17 +127,6 @@ def test_trace_errors():
                               initial_state=[np.zeros((BATCH, 3))] * 2)
 
 
-def test_heatmap_colours_and_layout():
-    values = np.array([[0.0, 1.0], [0.5, 2.0], [-1.0, 0.25]])  # (time, units)
-    image = introspect.heatmap(values, 0.0, 1.0,
-                               np.array([[0, 0, 0], [200, 100, 0]]), 2)
-    assert image.shape == (2 * 2, 3 * 2, 3) and image.dtype == np.uint8
-    # Rows are units, columns time; values outside the range clip.
-    np.testing.assert_array_equal(image[0, ::2, 0], [0, 100, 0])
-    np.testing.assert_array_equal(image[2, ::2, :2], [[200, 100]] * 2 +
-                                  [[50, 25]])
-
-
 def read_images(log_dir):
     """{(tag, step): decoded images} from the event files in log_dir."""
     found = {}
@@ -161,7 +152,7 @@ def test_callback_writes_heatmaps_each_epoch(tmp_path):
     ])
     model.compile("sgd", "mse")
     callback = keras_lstm.GateHeatmapCallback(
-        "lstm", ids, str(tmp_path), every_n_epochs=2, cell_pixels=3)
+        "lstm", ids, str(tmp_path), every_n_epochs=2)
     model.fit(ids, np.zeros((2, 1)), epochs=4, verbose=0,
               callbacks=[callback])
     found = read_images(str(tmp_path))
@@ -169,13 +160,21 @@ def test_callback_writes_heatmaps_each_epoch(tmp_path):
     assert set(found) == {(tag, step) for tag in tags for step in (1, 3)}
     for images in found.values():
         assert len(images) == 2
-        assert images[0].shape == (UNITS * 3, 5 * 3, 3)
+        assert images[0].shape == FIGURE_SHAPE
     # The picture is the trace of the trained layer, with the embedding mask.
+    callback.set_model(model)
+    figures = callback.figures("end of epoch 4")
     layer = model.get_layer("lstm")
     trace = keras_lstm.gate_trace(layer, model.layers[0](ids),
                                   mask=ids != 0)
-    expected = introspect.gate_heatmaps(trace, ("f",), cell_pixels=3)["f"]
-    np.testing.assert_array_equal(found["gates/lstm/f", 3], expected)
+    for k in range(2):
+        figure = figures["gates/lstm/f"][k]
+        np.testing.assert_allclose(figure.axes[0].images[0].get_array(),
+                                   trace.f[k].T, atol=1e-6)
+        assert figure.axes[0].get_title() == (
+            f"forget gate f · layer 'lstm' · end of epoch 4 · example {k + 1} of 2")
+    np.testing.assert_array_equal(
+        found["gates/lstm/f", 3][1], gate_figures.figure_to_rgb(figures["gates/lstm/f"][1]))
 
 
 def test_callback_on_bidirectional_layer_object(tmp_path):
@@ -191,9 +190,9 @@ def test_callback_on_bidirectional_layer_object(tmp_path):
         (f"gates/bi/{d}/{g}", 0)
         for d in ("forward", "backward") for g in ("c_hat", "h")
     }
-    scale = 512 // STEPS if 512 // STEPS < 16 else 16
-    assert found["gates/bi/forward/h", 0][0].shape == (
-        UNITS * scale, STEPS * scale, 3)
+    assert found["gates/bi/forward/h", 0][0].shape == FIGURE_SHAPE
+    title = callback.figures("training step 0")["gates/bi/backward/h"][0].axes[0].get_title()
+    assert title == "hidden state h · layer 'bi' (backward) · training step 0"
 
 
 def test_callback_writes_one_image_per_example_beyond_three(tmp_path):
@@ -201,15 +200,23 @@ def test_callback_writes_one_image_per_example_beyond_three(tmp_path):
     x = np.concatenate([inputs(1), inputs(2), inputs(3)])  # 6 examples.
     layer = keras_lstm.LSTM(UNITS, name="lstm")
     model = keras.Sequential([keras.Input((STEPS, FEATURES)), layer])
-    callback = keras_lstm.GateHeatmapCallback(layer, x, str(tmp_path),
-                                              gates=("o",), cell_pixels=2)
+    callback = keras_lstm.GateHeatmapCallback(layer, x, str(tmp_path), gates=("o",))
     callback.set_model(model)
     callback.write(0)
     found = read_images(str(tmp_path))
-    trace = keras_lstm.gate_trace(layer, x)
-    expected = introspect.gate_heatmaps(trace, ("o",), cell_pixels=2)["o"]
-    assert list(found) == [("gates/lstm/o", 0)] and len(expected) == 6
-    np.testing.assert_array_equal(found["gates/lstm/o", 0], expected)
+    assert list(found) == [("gates/lstm/o", 0)] and len(found["gates/lstm/o", 0]) == 6
+
+
+def test_callback_draws_the_time_marks_of_each_example(tmp_path):
+    layer = randomized(keras_lstm.LSTM(UNITS, name="lstm"))
+    model = keras.Sequential([keras.Input((STEPS, FEATURES)), layer])
+    callback = keras_lstm.GateHeatmapCallback(
+        layer, inputs(), str(tmp_path), gates=("i",), time_marks=[[1, 4], [2, 3]])
+    callback.set_model(model)
+    figures = callback.figures("training step 7")["gates/lstm/i"]
+    for figure, marks in zip(figures, ([1, 4], [2, 3])):
+        drawn = {float(line.get_xdata()[0]) for line in figure.axes[0].lines}
+        assert drawn == set(marks)
 
 
 def test_callback_argument_errors():
@@ -219,3 +226,6 @@ def test_callback_argument_errors():
     with pytest.raises(ValueError, match="every_n_epochs=0"):
         keras_lstm.GateHeatmapCallback("lstm", inputs(), "/tmp/x",
                                        every_n_epochs=0)
+    with pytest.raises(ValueError, match="one sequence of time steps per example. "
+                       "Received: 1 for 2 examples"):
+        keras_lstm.GateHeatmapCallback("lstm", inputs(), "/tmp/x", time_marks=[[3]])

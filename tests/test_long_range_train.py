@@ -95,6 +95,19 @@ def test_gate_heatmaps_of_lstm_models_only(finished_run):
     assert not any(tag.startswith("gates/") for tag in rnn_tags)
 
 
+def test_gate_heatmaps_mark_the_two_marked_positions(tmp_path):
+    from recipes.long_range.model import build_model
+
+    config = config_lib.debug_config()
+    model = build_model("lstm", 12, data.FEATURES, config.units, config.lstm_bias, config.seed)
+    example, _ = data.held_out_set(config.seed, "test", 12, 1)
+    heatmaps = train._gate_heatmaps(config, model, "lstm", example, str(tmp_path))
+    figure = heatmaps.figures("training step 0")["gates/lstm/f"][0]
+    drawn = sorted({float(line.get_xdata()[0]) for line in figure.axes[0].lines})
+    assert drawn == list(np.flatnonzero(example[0, :, data.MARKER_CHANNEL]))
+    assert len(drawn) == 2 and drawn[0] < 6 <= drawn[1]
+
+
 def test_rerun_skips_finished_runs(finished_run, capsys):
     config, model_dir, metrics = finished_run
     again = train.train_and_evaluate(config, model_dir)

@@ -26,6 +26,9 @@ BASELINE_MSE = 2.0 / 12.0
 FEATURES = 2
 """Input channels: the values and the markers."""
 
+MARKER_CHANNEL = 1
+"""The input channel that is 1 at the two marked steps."""
+
 _SPLITS = {"train": 0, "validation": 1, "test": 2}
 
 

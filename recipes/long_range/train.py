@@ -194,8 +194,10 @@ def _gate_heatmaps(config, model, name, example, run_dir):
     """The gate-heatmap writer for an LSTM model, or None."""
     if not config.gate_heatmaps or name == "simple_rnn":
         return None
+    # The two marked positions (marker channel) drawn on the time axis.
+    marks = [np.flatnonzero(row[:, data.MARKER_CHANNEL]) for row in example]
     callback = keras_lstm.GateHeatmapCallback(
-        name, example, log_dir=os.path.join(run_dir, "logs")
+        name, example, log_dir=os.path.join(run_dir, "logs"), time_marks=marks
     )
     callback.set_model(model)
     return callback
