@@ -1,4 +1,4 @@
-"""Every relative link in README.md and docs/ points at a file that exists, and
+"""Every relative link in README.md, CHANGELOG.md and docs/ points at a file that exists, and
 every #anchor at a heading of that file (GitHub's heading ids); the README
 stays a short front door."""
 
@@ -9,7 +9,7 @@ import re
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-PAGES = sorted([REPO / "README.md", *(REPO / "docs").rglob("*.md")])
+PAGES = sorted([REPO / "README.md", REPO / "CHANGELOG.md", *(REPO / "docs").rglob("*.md")])
 
 # [text](target) and ![alt](target), with an optional "title" after the target.
 _LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
