@@ -8,13 +8,16 @@ recurrent biases. cuDNN adds the two biases, so the layer's bias goes in the
 recurrent half and the input half is zeros (as `keras.layers.LSTM` does).
 
 Never run by our CI: no GPU exists on the machines that test this package.
-The weight repacking and the mask check are plain TensorFlow and are
-unit-tested on CPU; `cudnn_lstm` itself only runs when a GPU is visible.
+tests/test_cudnn_contract.py checks on CPU that this module calls
+CudnnRNNV3 as Keras's own cuDNN path does (shapes, attributes, weight
+packing, how results are read back), and benchmarks/gpu_check.py checks it
+on a real GPU in one command.
 """
 
 import tensorflow as tf
 
 from keras_lstm import fused
+from keras_lstm import second_order
 from keras_lstm.cell import GATE_ORDER
 from keras_lstm.devices import gpu_available  # noqa: F401 (part of this API)
 
@@ -87,8 +90,11 @@ def cudnn_lstm(
 ):
     """cuDNN forward (and, through TF's registered gradient, backward).
 
-    Same arguments and results as `keras_lstm.fused.fused_lstm`; ``mask`` must
-    be None or accepted by `cudnn_accepts_mask`, and None if go_backwards.
+    Same arguments and results as `keras_lstm.fused.fused_lstm`; ``mask``
+    must be None or accepted by `cudnn_accepts_mask`. The kernel runs
+    batch-major (``time_major=False``), where its states are shaped
+    (batch, layers, units): h0 and c0 go in as (batch, 1, units) and the
+    final states come back as ``h[:, 0]``.
     """
     batch, steps = tf.shape(inputs)[0], tf.shape(inputs)[1]
     if mask is None:
@@ -96,15 +102,16 @@ def cudnn_lstm(
     else:
         lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
     if go_backwards:
-        inputs = tf.reverse(inputs, [1])
+        # Each sequence reversed within its length: padding stays at the end.
+        inputs = tf.reverse_sequence(inputs, lengths, seq_axis=1, batch_axis=0)
     dtype = inputs.dtype
     params = to_cudnn_params(
         *(tf.cast(w, dtype) for w in (kernel, recurrent_kernel, bias))
     )
     outputs, h, c, _, _ = tf.raw_ops.CudnnRNNV3(
         input=inputs,
-        input_h=tf.cast(h0, dtype)[None],
-        input_c=tf.cast(c0, dtype)[None],
+        input_h=tf.cast(h0, dtype)[:, None],
+        input_c=tf.cast(c0, dtype)[:, None],
         params=params,
         sequence_lengths=lengths,
         rnn_mode="lstm",
@@ -113,11 +120,19 @@ def cudnn_lstm(
         is_training=True,
         time_major=False,
     )
-    h, c = h[0], c[0]
-    if mask is not None and not zero_output_for_mask:
-        # cuDNN writes zeros after each sequence's end; Keras repeats the
-        # last output there.
-        outputs = tf.where(tf.cast(mask, tf.bool)[:, :, None], outputs, h[:, None])
+    h, c = h[:, 0], c[:, 0]
+    if go_backwards:
+        # Processing order, padded steps first: zeros, as keras.layers.RNN
+        # outputs before a sequence's first step.
+        outputs = tf.reverse(
+            tf.reverse_sequence(outputs, lengths, seq_axis=1, batch_axis=0),
+            [1],
+        )
+    elif mask is not None and not zero_output_for_mask:
+        # cuDNN writes zeros after each sequence's end; Keras's step loop
+        # repeats the last output there.
+        outputs = tf.where(tf.cast(mask, tf.bool)[:, :, None], outputs,
+                           h[:, None])
     last_output = outputs[:, -1]
     if not return_sequences:
         outputs = last_output[:, None]
@@ -127,18 +142,21 @@ def cudnn_lstm(
 def cudnn_lstm_or_fused(inputs, h0, c0, kernel, recurrent_kernel, bias, mask,
                         go_backwards, return_sequences,
                         zero_output_for_mask=False):
-    """cuDNN when the mask allows it, else the fused path (chosen per batch).
+    """cuDNN when it can run this batch, else the fused path.
 
-    Left-padded masks, masks with holes, rows with no step, and any mask
-    with go_backwards run `keras_lstm.fused.fused_lstm` instead: cuDNN only
-    understands right-padded sequence lengths.
+    The fused path runs masks that are not right-padded (left padding,
+    holes, rows with no step; decided per batch) and calls whose gradient
+    may be differentiated again (`keras_lstm.second_order`): cuDNN's
+    backward op has no gradient.
     """
     args = (inputs, h0, c0, kernel, recurrent_kernel, bias, mask,
             go_backwards, return_sequences, zero_output_for_mask)
+    if second_order.higher_order_possible(
+        [inputs, h0, c0, kernel, recurrent_kernel, bias]
+    ):
+        return fused.fused_lstm(*args)
     if mask is None:
         return cudnn_lstm(*args)
-    if go_backwards:
-        return fused.fused_lstm(*args)
     return tf.cond(
         cudnn_accepts_mask(mask),
         lambda: cudnn_lstm(*args),

@@ -91,8 +91,9 @@ def cudnn_blockers(options, gpu_available):
     """Reasons the cuDNN path cannot run this configuration (empty if it can).
 
     Masks are checked at run time, not here: a right-padded mask becomes
-    cuDNN sequence lengths; any other mask (left padding, holes, or any mask
-    with go_backwards) runs the fused path instead.
+    cuDNN sequence lengths (go_backwards included); any other mask (left
+    padding, holes, empty rows) runs the fused path instead, as do calls
+    whose gradient may be differentiated again (`keras_lstm.second_order`).
     """
     reasons = fused_blockers(options)
     if not options.use_bias:

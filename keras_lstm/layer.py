@@ -217,8 +217,9 @@ class LSTM(keras.layers.LSTM):
         - "cudnn" when a GPU is visible, the activations are tanh/sigmoid,
           recurrent_dropout is 0, unroll is False, use_bias is True and
           use_cudnn is not False. Masks must be right-padded (sequence
-          lengths) and go_backwards unmasked; other masked batches run
-          "fused" instead, decided per batch at run time.
+          lengths); other masked batches run "fused" instead, decided per
+          batch at run time, as do calls under nested gradient tapes
+          (cuDNN's backward op has no gradient).
         - "fused" (`keras_lstm.fused`: whole-sequence loop and hand-written
           backward, see `fused_loops`) for the same activations without
           recurrent_dropout or unroll, with any mask, go_backwards,

@@ -20,7 +20,9 @@ def higher_order_possible(tensors):
 
     True with two or more tapes watching them (nested tapes), a persistent
     tape, or a forward accumulator; False for one plain tape (model.fit).
+    Variables (such as Keras's) count through the tensors they read into.
     """
+    tensors = [tf.convert_to_tensor(t) for t in tensors if t is not None]
     return (
         gradients_util.PossibleTapeGradientTypes(tensors)
         == gradients_util.POSSIBLE_GRADIENT_TYPES_HIGHER_ORDER
