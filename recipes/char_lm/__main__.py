@@ -7,7 +7,6 @@ Rerun the same command to resume from the latest checkpoint in --model_dir.
 """
 
 import dataclasses
-import sys
 
 from absl import app
 from absl import flags
@@ -16,6 +15,7 @@ from absl import logging
 from recipes.char_lm import config as config_lib
 from recipes.common import validators
 from recipes.common.errors import run_and_report
+from recipes.common.errors import stop_statuses
 from recipes.common.strategy import STRATEGIES
 
 _DEFAULTS = config_lib.Config()
@@ -94,7 +94,8 @@ def config_from_flags():
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)  # Checkpoint saver chatter.
     if FLAGS.cpu_devices:
         # Must run before TensorFlow initializes its devices.
@@ -103,13 +104,8 @@ def main(argv):
         split_cpu(FLAGS.cpu_devices)
     from recipes.char_lm import train  # Imports TensorFlow.
 
-    try:
+    with stop_statuses():
         metrics = train.train_and_evaluate(config_from_flags(), FLAGS.model_dir)
-    except FloatingPointError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
     print(f"final validation: {metrics['final_val_nats_per_char']:.4f} nats/char, "
           f"{metrics['final_val_bits_per_char']:.4f} bits/char; best "
           f"{metrics['best_val_nats_per_char']:.4f} nats/char at step "

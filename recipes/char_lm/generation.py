@@ -66,7 +66,15 @@ def load_run(model_dir):
             raise UsageError(
                 f"--model_dir must hold a finished training run ({name} is "
                 f"missing). Received: model_dir={model_dir!r}")
-    model = keras.saving.load_model(os.path.join(model_dir, MODEL_FILENAME))
+    path = os.path.join(model_dir, MODEL_FILENAME)
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:  # noqa: BLE001 - a damaged file, whatever the cause.
+        raise UsageError(
+            f"{path} is damaged or not a Keras model ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:150] if str(error) else ''}); rerun "
+            f"the training command to write it again. Received: "
+            f"model_dir={model_dir!r}") from None
     return model, Vocabulary.load(model_dir)
 
 

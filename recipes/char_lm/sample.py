@@ -26,7 +26,8 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     from recipes.char_lm import generation  # Imports TensorFlow.
 
     print(generation.sample_run(FLAGS.model_dir, FLAGS.prime, FLAGS.length,

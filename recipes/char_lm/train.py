@@ -8,11 +8,8 @@ optimizer, step = data position, carried states, best figures), vocab.json,
 model.keras and metrics.json. Rerunning with the same model_dir resumes.
 """
 
-import contextlib
 import math
 import os
-import signal
-import threading
 import time
 
 import keras
@@ -28,6 +25,10 @@ from recipes.common import outputs
 from recipes.common import strategy as strategy_lib
 from recipes.common import summaries
 from recipes.common.errors import UsageError
+from recipes.common.model_dir import check_model_dir
+from recipes.common.run_lock import run_lock
+from recipes.common.signals import Stopped
+from recipes.common.signals import stop_requests
 
 NATS_TO_BITS = 1.0 / math.log(2.0)
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
@@ -119,42 +120,28 @@ def _make_gate_logger(config, model, validation_ids, model_dir):
     return logger
 
 
-@contextlib.contextmanager
-def _ctrl_c_between_steps():
-    """Defers Ctrl-C to the end of the current step (yields a flag list).
-
-    The loop checks the flag after each step, so a checkpoint never holds a
-    half-updated step (model, step and carried states agree). A second
-    Ctrl-C interrupts at once.
-    """
-    requested = []
-    if threading.current_thread() is not threading.main_thread():
-        yield requested
-        return
-
-    def handler(signum, frame):
-        if requested:
-            raise KeyboardInterrupt
-        requested.append(signum)
-        print("\nCtrl-C: stopping after this step (press again to stop now)",
-              flush=True)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield requested
-    finally:
-        signal.signal(signal.SIGINT, previous)
+def _evaluate(run, eval_data):
+    """The validation loss; a FloatingPointError if it is not finite."""
+    val_loss = run.evaluate(eval_data)
+    if not math.isfinite(val_loss):
+        raise run.divergence(f"the validation loss became {val_loss} at step "
+                             f"{int(run.step.numpy())}")
+    return val_loss
 
 
 def train_and_evaluate(config, model_dir):
     """Trains (or resumes) the character LM in model_dir; returns the metrics.
 
     Raises:
-        UsageError: bad configuration or data, before anything is written.
-        FloatingPointError: the training loss became NaN or infinite; the
-            last good checkpoint is kept.
+        UsageError: bad configuration or data, before anything is written;
+            or another run holds model_dir.
+        FloatingPointError: the loss or the weights became NaN or infinite;
+            nothing non-finite is saved, the last finite checkpoint stays the
+            latest.
+        Stopped: SIGINT or SIGTERM arrived; a checkpoint was saved first.
     """
     check_config(config)
+    check_model_dir(model_dir)
     vocab, train_ids, validation_ids = load_data(config, model_dir)
     strategy = strategy_lib.make_strategy(config.strategy, config.tpu_address)
     replicas = strategy.num_replicas_in_sync
@@ -164,8 +151,18 @@ def train_and_evaluate(config, model_dir):
     stream = input_pipeline.TrainingStream(
         train_ids, config.seq_len, config.batch_size, config.seed, config.stateful)
     # Every input is checked: from here on the run writes to model_dir.
+    # Signals are deferred from before the lock is taken: a SIGTERM that
+    # comes while the model is built still ends in a checkpoint.
+    with stop_requests() as stop, run_lock(model_dir):
+        return _train(config, model_dir, vocab, train_ids, validation_ids,
+                      strategy, stream, stop)
+
+
+def _train(config, model_dir, vocab, train_ids, validation_ids, strategy,
+           stream, stop):
+    """The run itself, once every input is checked and model_dir is locked."""
+    replicas = strategy.num_replicas_in_sync
     policy = strategy_lib.set_precision(config.mixed_precision)
-    os.makedirs(model_dir, exist_ok=True)
     vocab.save(model_dir)
     run = Trainer(config, model_dir, vocab, strategy, policy)
     train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
@@ -188,62 +185,62 @@ def train_and_evaluate(config, model_dir):
         "loss", "ms/step", "chars/s")) if config.progress else None
     chars_per_step = config.batch_size * config.seq_len
     val_loss = val_step = None
-    with _ctrl_c_between_steps() as ctrl_c:
-        try:
-            for batch in train_data:
-                began = time.perf_counter()
-                loss, grad_norm, run.states = run.train_step(batch, run.states)
-                loss = float(loss)  # Waits for the step to finish.
-                seconds = time.perf_counter() - began
-                step = int(run.step.numpy())
-                if not math.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the training loss became {loss} at step {step}; stopped "
-                        f"without saving. The last good checkpoint is kept in "
-                        f"{run.manager.directory} (lower --learning_rate or "
-                        f"--clip_norm and rerun to resume from it)")
-                run.train_seconds.assign_add(seconds)
-                run.chars_trained.assign_add(chars_per_step)
-                if step % config.log_every == 0 or step == end:
-                    learning_rate = float(run.optimizer.learning_rate)
-                    _log_train_step(train_writer, step, loss, float(grad_norm),
-                                    learning_rate)
+    try:
+        for batch in train_data:
+            began = time.perf_counter()
+            loss, grad_norm, run.states = run.train_step(batch, run.states)
+            loss = float(loss)  # Waits for the step to finish.
+            seconds = time.perf_counter() - began
+            step = int(run.step.numpy())
+            if not math.isfinite(loss):
+                raise run.divergence(
+                    f"the training loss became {loss} at step {step}")
+            run.train_seconds.assign_add(seconds)
+            run.chars_trained.assign_add(chars_per_step)
+            if step % config.log_every == 0 or step == end:
+                learning_rate = float(run.optimizer.learning_rate)
+                _log_train_step(train_writer, step, loss, float(grad_norm),
+                                learning_rate)
+            if progbar is not None:
+                progbar.update(step - start, [
+                    ("loss", loss), ("ms/step", 1000 * seconds),
+                    ("chars/s", chars_per_step / seconds)])
+            if step % config.eval_every == 0 or step == config.train_steps:
+                val_loss, val_step = _evaluate(run, eval_data), step
+                if val_loss < run.best_val.numpy():
+                    run.best_val.assign(val_loss)
+                    run.best_step.assign(step)
+                _log_evaluation(run, val_writer, vocab, prime, val_loss, gate_logger)
                 if progbar is not None:
-                    progbar.update(step - start, [
-                        ("loss", loss), ("ms/step", 1000 * seconds),
-                        ("chars/s", chars_per_step / seconds)])
-                if step % config.eval_every == 0 or step == config.train_steps:
-                    val_loss, val_step = run.evaluate(eval_data), step
-                    if val_loss < run.best_val.numpy():
-                        run.best_val.assign(val_loss)
-                        run.best_step.assign(step)
-                    _log_evaluation(run, val_writer, vocab, prime, val_loss, gate_logger)
-                    if progbar is not None:
-                        print(f"\nstep {step}: validation {val_loss:.4f} nats/char, "
-                              f"{val_loss * NATS_TO_BITS:.4f} bits/char", flush=True)
-                if step % config.checkpoint_every == 0 or step % config.eval_every == 0:
-                    run.save()
-                if ctrl_c:
-                    raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            run.save()
-            print(f"\ninterrupted: saved a checkpoint at step {int(run.step.numpy())}; "
-                  "rerun the same command to resume", flush=True)
-            raise
-        finally:
-            train_writer.close()
-            val_writer.close()
+                    print(f"\nstep {step}: validation {val_loss:.4f} nats/char, "
+                          f"{val_loss * NATS_TO_BITS:.4f} bits/char", flush=True)
+            if step % config.checkpoint_every == 0 or step % config.eval_every == 0:
+                run.save()
+            if stop:  # SIGINT or SIGTERM: saved just below.
+                break
+    except KeyboardInterrupt:  # A second Ctrl-C: save what there is.
+        run.save()
+        print(f"\ninterrupted: saved a checkpoint at step {int(run.step.numpy())}; "
+              "rerun the same command to resume", flush=True)
+        raise
+    finally:
+        train_writer.close()
+        val_writer.close()
     run.save()
     step = int(run.step.numpy())
+    if stop:
+        raise Stopped(f"{stop.name}: saved a checkpoint at step {step}; rerun the "
+                      "same command to resume", stop.exit_status)
     if step < config.train_steps:
         print(f"stopped at step {step} of {config.train_steps} "
               "(--stop_after_steps); rerun the same command to resume", flush=True)
     if val_step != step:  # Stopped between evaluations, or nothing to do.
-        val_loss = run.evaluate(eval_data)
+        val_loss = _evaluate(run, eval_data)
     best, best_step = float(run.best_val.numpy()), int(run.best_step.numpy())
     if val_loss < best:  # Stopped between evaluations: report, don't keep,
         best, best_step = val_loss, step  # so a resumed run ends the same.
-    run.model.save(os.path.join(model_dir, model_lib.MODEL_FILENAME))
+    outputs.save_model_atomically(
+        run.model, os.path.join(model_dir, model_lib.MODEL_FILENAME))
     seconds = float(run.train_seconds.numpy())
     metrics = {
         "steps": step,

@@ -15,6 +15,8 @@ import tensorflow as tf
 
 from recipes.char_lm import model as model_lib
 from recipes.char_lm import steps
+from recipes.common.checkpoints import restore_newest_intact
+from recipes.common.finite import non_finite_weights
 
 
 def make_optimizer(config):
@@ -34,8 +36,8 @@ def make_optimizer(config):
 class Trainer:
     """The model, optimizer, steps and checkpointed progress of one run.
 
-    Building it restores the latest checkpoint in model_dir/checkpoints, if
-    any, so `step` tells where the run stands.
+    Building it restores the newest intact checkpoint in
+    model_dir/checkpoints, if any, so `step` tells where the run stands.
 
     Args:
         config: The run's `Config`.
@@ -79,20 +81,38 @@ class Trainer:
             carried_states=self.carried_states, best_val=self.best_val,
             best_step=self.best_step, train_seconds=self.train_seconds,
             chars_trained=self.chars_trained)
-        self.manager = tf.train.CheckpointManager(
+        self.manager, _ = restore_newest_intact(
             checkpoint, os.path.join(model_dir, "checkpoints"),
-            max_to_keep=config.max_checkpoints)
-        checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+            config.max_checkpoints)
         loss_scale = steps.FLOAT16_LOSS_SCALE if policy == "mixed_float16" else 1.0
         self.train_step = steps.make_train_step(
             strategy, self.model, self.optimizer, self.step, config, loss_scale)
         self.eval_step = steps.make_eval_step(strategy, self.model, config)
         self.states = steps.scatter_states(strategy, self.carried_states)
 
+    def divergence(self, what):
+        """A FloatingPointError for `what` went non-finite, naming the way out."""
+        latest = self.manager.latest_checkpoint
+        kept = (f"the latest checkpoint, {latest}, holds the last finite weights"
+                if latest else "no checkpoint had been saved yet")
+        return FloatingPointError(
+            f"{what}; stopped without saving ({kept}). Lower --learning_rate "
+            "or --clip_norm and train in a new --model_dir")
+
     def save(self):
-        """Checkpoints the current step, with the carried states."""
+        """Checkpoints the current step, with the carried states.
+
+        Raises:
+            FloatingPointError: a weight or optimizer slot is NaN or
+                infinite; nothing is saved, the latest checkpoint stays.
+        """
+        step = int(self.step.numpy())
+        bad = non_finite_weights(self.model.weights + self.optimizer.variables)
+        if bad:
+            raise self.divergence(
+                f"the weights became NaN or infinite by step {step} ({bad[0]})")
         self.carried_states.assign(steps.gather_states(self.strategy, self.states))
-        self.manager.save(checkpoint_number=int(self.step.numpy()))
+        self.manager.save(checkpoint_number=step)
 
     def evaluate(self, dataset):
         """Mean validation loss in nats/char over the whole split."""

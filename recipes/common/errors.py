@@ -5,6 +5,7 @@ split, an unreachable dataset): the recipe prints its message alone, without a
 traceback, and exits with status 2 before any training starts.
 """
 
+import contextlib
 import sys
 
 
@@ -19,3 +20,25 @@ def run_and_report(main_fn, argv):
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+@contextlib.contextmanager
+def stop_statuses():
+    """Turns how a run stopped early into one line on stderr and an exit status.
+
+    A NaN or infinity (FloatingPointError): status 1. SIGINT or SIGTERM
+    after saving (`signals.Stopped`): 130 or 143. A second Ctrl-C
+    (KeyboardInterrupt): 130. No traceback in any case.
+    """
+    from recipes.common.signals import Stopped
+
+    try:
+        yield
+    except FloatingPointError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except Stopped as stopped:
+        print(str(stopped), file=sys.stderr, flush=True)
+        sys.exit(stopped.status)
+    except KeyboardInterrupt:
+        sys.exit(130)

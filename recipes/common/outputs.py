@@ -1,4 +1,10 @@
-"""What a recipe writes to model_dir: metrics.json, the run's flags, safely."""
+"""What a recipe writes to model_dir: metrics.json, the run's flags, safely.
+
+Every file a run leaves behind is written under a temporary name in the same
+directory and renamed over the target, so a run killed at any moment (even by
+`kill -9`) leaves either the old file or the new one, never a truncated one.
+New files get the usual permissions (0666 minus the umask), as `open` gives.
+"""
 
 import json
 import os
@@ -6,24 +12,71 @@ import tempfile
 
 import tensorflow as tf
 
+from recipes.common.finite import require_finite_weights
 from recipes.common.summaries import write_text
 
 
-def write_json_atomically(path, payload):
-    """Writes `payload` as JSON to `path` via a temporary file and a rename.
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
-    An interrupted write never leaves a truncated file behind.
-    """
+
+def _temporary_beside(path, suffix):
+    """(fd, name) of a new temporary file next to `path`, mode 0666 & ~umask."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=suffix)
+    os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes it 0600.
+    return fd, tmp
+
+
+def write_json_atomically(path, payload):
+    """Writes `payload` as strict JSON to `path` via a temporary file and a rename.
+
+    Raises:
+        ValueError: `payload` holds NaN or infinity (not valid JSON); nothing
+            is written then.
+    """
+    text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    fd, tmp = _temporary_beside(path, ".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-            f.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomically(path, data):
+    """Writes `data` to `path` via a temporary file and a rename."""
+    fd, tmp = _temporary_beside(path, ".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def save_model_atomically(model, path):
+    """`model.save(path)` through a temporary .keras file and a rename.
+
+    Refuses (FloatingPointError) a model with a NaN or infinite weight, so
+    no non-finite model is ever exported.
+    """
+    require_finite_weights(model, path)
+    fd, tmp = _temporary_beside(path, ".partial.keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 

@@ -1,0 +1,56 @@
+"""Runs a recipe's entry point in a fresh process, to kill, signal or race it."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+
+
+def run(module, *args, timeout=300):
+    """Runs `python -m module args...` to its end; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)],
+                          cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def run_code(code, *args, timeout=300):
+    """Runs `python -c code args...` to its end (code may patch, then run_module)."""
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)],
+                          cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def start(module, *args):
+    """Starts `python -m module args...`; returns the Popen (pipes, text)."""
+    return subprocess.Popen([sys.executable, "-m", module, *map(str, args)],
+                            cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_lock(process, model_dir, timeout=240):
+    """Waits until `process` holds model_dir's run lock (the run has begun)."""
+    path = os.path.join(model_dir, ".lock")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        try:
+            with open(path) as f:
+                if json.load(f).get("pid") == process.pid:
+                    return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{process.args} never took the lock of {model_dir}")
+
+
+def wait_for_file(process, path, timeout=240):
+    """Waits until `path` exists while `process` runs."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        time.sleep(0.2)
