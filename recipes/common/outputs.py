@@ -40,14 +40,7 @@ def write_json_atomically(path, payload):
             is written then.
     """
     text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    fd, tmp = _temporary_beside(path, ".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_bytes_atomically(path, text.encode("utf-8"))
 
 
 def write_bytes_atomically(path, data):
