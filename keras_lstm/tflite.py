@@ -7,8 +7,11 @@ model's batch size is fixed. `convert` fixes it for you:
     content = keras_lstm.tflite.convert(model, batch_size=1)
     open("model.tflite", "wb").write(content)
 
-`tf.lite.TFLiteConverter.from_keras_model(model)` gives the same file for a
-model built on ``keras.Input(batch_shape=(1, ...))``.
+`tf.lite.TFLiteConverter.from_keras_model(model)` gives the same ops for a
+model built on ``keras.Input(batch_shape=(1, ...))``, with one difference:
+the converter sets the fused op's ``cell_clip`` to 10, so TFLite clips the
+cell state to [-10, 10] where Keras does not (`without_cell_clip` undoes it;
+`convert` applies it).
 """
 
 import keras
@@ -49,7 +52,27 @@ def convert(model, batch_size=1, quantize=False):
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if quantize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return converter.convert()
+    return without_cell_clip(converter.convert())
+
+
+def without_cell_clip(content):
+    """`content` with the fused LSTM ops' cell-state clipping turned off.
+
+    TensorFlow's converter writes ``cell_clip=10`` into every
+    UNIDIRECTIONAL_SEQUENCE_LSTM op it makes from a Keras LSTM; Keras never
+    clips, so a cell state beyond ±10 (common in trained language models)
+    would give other outputs. 0 means no clipping.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.python import util
+
+    model = util._convert_model_from_bytearray_to_object(bytearray(content))
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            if isinstance(op.builtinOptions,
+                          schema.UnidirectionalSequenceLSTMOptionsT):
+                op.builtinOptions.cellClip = 0.0
+    return bytes(util._convert_model_from_object_to_bytearray(model))
 
 
 def _interpreter_module():

@@ -187,3 +187,40 @@ def test_export_graph_traces_each_shape_on_its_own():
             x = tf.constant(sequences(*shape))
             got = tf.function(lambda x: layer(x))(x)
             np.testing.assert_allclose(got, layer(x), atol=1e-6, rtol=0)
+
+
+def test_convert_removes_the_converters_cell_clip():
+    # While x = 1 the input and forget gates are open and c grows by
+    # tanh(1) a step, to about 23; then it decays by 0.8 a step, from 23
+    # in Keras but from 10 under the converter's cell_clip.
+    keras.utils.set_random_seed(8)
+    layer = keras_lstm.LSTM(1, return_sequences=True)
+    model = keras.Sequential([keras.Input(batch_shape=(1, 40, 1), name="x"), layer])
+    kernel = np.array([[40.0, 20.0, 0.0, 0.0]], "float32")  # i, f, c, o
+    bias = np.array([-20.0, 1.386, 1.0, 0.0], "float32")
+    layer.set_weights([kernel, np.zeros((1, 4), "float32"), bias])
+    x = np.zeros((1, 40, 1), "float32")
+    x[:, :30] = 1.0
+    want = model.predict(x, verbose=0)
+    clipped = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    assert np.abs(run(clipped, {"x": x})[0] - want).max() > 0.05
+    check(model, {"x": x}, content=tflite.convert(model, batch_size=None))
+
+
+@pytest.mark.parametrize("variant", [
+    lambda: keras_lstm.PeepholeLSTM(6),
+    lambda: keras_lstm.ProjectionLSTM(6, 3),
+    lambda: keras_lstm.LayerNormLSTM(6),
+    lambda: keras_lstm.CIFGLSTM(6),
+])
+def test_variants_convert_unfused(variant):
+    # The converter's Keras LSTM interface has no peephole, projection,
+    # layer-norm or CIFG inputs: variants keep the step loop (a WHILE op).
+    keras.utils.set_random_seed(9)
+    model = keras.Sequential([keras.Input(batch_shape=(2, 8, 4), name="x"), variant()])
+    content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    ops = tflite.op_names(content)
+    assert FUSED not in ops and "WHILE" in ops, ops
+    x = sequences(2, 8, 4)
+    np.testing.assert_allclose(
+        run(content, {"x": x})[0], model.predict(x, verbose=0), atol=1e-5, rtol=0)

@@ -19,6 +19,21 @@ def _state_count(model):
     return len(model.inputs) - 1
 
 
+def draw(logits, temperature, rng):
+    """An id drawn from softmax(logits / temperature), never the OOV id.
+
+    Args:
+        logits: (V,) scores of the next character.
+        temperature: Positive float.
+        rng: A `np.random.Generator`; one draw per call.
+    """
+    logits = np.array(logits, dtype=np.float64)
+    logits[OOV_ID] = -np.inf
+    probs = np.exp((logits - logits.max()) / temperature)
+    probs /= probs.sum()
+    return int(rng.choice(len(probs), p=probs))
+
+
 def generate(model, vocab, prime, length, temperature, seed):
     """Returns `prime` followed by `length` sampled characters.
 
@@ -42,13 +57,8 @@ def generate(model, vocab, prime, length, temperature, seed):
     generated = []
     for _ in range(length):
         outputs = step([ids] + states)
-        logits = outputs[0][0, -1].numpy().astype(np.float64)  # (V,)
         states = [tf.cast(s, tf.float32) for s in outputs[1:]]
-        logits[OOV_ID] = -np.inf
-        scaled = (logits - logits.max()) / temperature
-        probs = np.exp(scaled)
-        probs /= probs.sum()
-        next_id = int(rng.choice(len(probs), p=probs))
+        next_id = draw(outputs[0][0, -1].numpy(), temperature, rng)
         generated.append(next_id)
         ids = tf.constant([[next_id]], dtype=tf.int32)
     return prime + vocab.decode(generated)
