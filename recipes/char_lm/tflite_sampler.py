@@ -15,7 +15,8 @@ import os
 from absl import app
 from absl import flags
 
-from recipes.common import validators
+# The same flags as `python -m recipes.char_lm.sample` (defined there).
+from recipes.char_lm import sample  # noqa: F401
 from recipes.common.errors import UsageError
 from recipes.common.errors import run_and_report
 
@@ -56,6 +57,7 @@ def generate(content, vocab, prime, length, temperature, seed):
 
 def main(argv):
     del argv
+    from recipes.char_lm import generation
     from recipes.char_lm.export_tflite import STEP_FILENAME
     from recipes.char_lm.vocab import Vocabulary
 
@@ -65,32 +67,13 @@ def main(argv):
             f"--model_dir must hold {STEP_FILENAME} (python -m "
             f"recipes.char_lm.export_tflite writes it). Received: "
             f"model_dir={FLAGS.model_dir!r}")
-    if not FLAGS.prime:
-        raise UsageError("--prime must hold at least one character. Received: prime=''")
     vocab = Vocabulary.load(FLAGS.model_dir)
-    unknown = vocab.unknown_chars(FLAGS.prime)
-    if unknown:
-        raise UsageError(
-            f"--prime contains characters the model has never seen: "
-            f"{', '.join(repr(ch) for ch in unknown)}. Received: prime={FLAGS.prime!r}")
+    generation.check_prime(vocab, FLAGS.prime)
     with open(path, "rb") as f:
         content = f.read()
     print(generate(content, vocab, FLAGS.prime, FLAGS.length, FLAGS.temperature,
                    FLAGS.seed))
 
 
-def _define_flags():
-    """Flags of the command line (defined only when run as a script)."""
-    flags.DEFINE_string("model_dir", None, "Directory holding model_step.tflite and vocab.json.")
-    flags.mark_flag_as_required("model_dir")
-    flags.DEFINE_string("prime", "\n", "Text to start from (characters of the vocabulary).")
-    flags.DEFINE_integer("length", 500, "Characters to generate after the prime.")
-    flags.DEFINE_float("temperature", 0.8, "Sampling temperature (> 0); lower is safer.")
-    flags.DEFINE_integer("seed", 0, "Seed of the draws.")
-    validators.require_at_least("length", 0)
-    validators.require_above("temperature", 0.0)
-
-
 if __name__ == "__main__":
-    _define_flags()
     app.run(lambda argv: run_and_report(main, argv))
