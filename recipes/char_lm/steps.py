@@ -101,28 +101,58 @@ def make_eval_step(strategy, model, config):
     return eval_step
 
 
+def distribute(strategy, make_dataset):
+    """Distributes a dataset of global batches (dicts) over all replicas.
+
+    Replica r of the run (on any worker) gets rows [r * rows, (r + 1) *
+    rows) of every global batch, rows = batch / replicas: the same split
+    that `scatter_states` and `gather_states` use, so a run on N workers
+    reads exactly the batches a single process reads. Every worker computes
+    the global batches (cheap here) and keeps its replicas' rows.
+    """
+
+    def dataset_fn(context):
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        first = context.input_pipeline_id * local  # First replica of this worker.
+
+        def local_rows(batch):
+            def split(value):
+                rows = value.shape[0] // context.num_replicas_in_sync
+                mine = value[first * rows : (first + local) * rows]
+                return tf.reshape(mine, [local, rows] + value.shape[1:].as_list())
+
+            return tf.nest.map_structure(split, batch)
+
+        return make_dataset().map(local_rows).unbatch()
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
 def zero_states(strategy, config):
     """Per-replica all-zero LSTM states for the per-replica batch."""
     rows = config.batch_size // strategy.num_replicas_in_sync
-    return strategy.experimental_distribute_values_from_function(
-        lambda _: [tf.zeros((rows, config.units)) for _ in range(2 * config.layers)]
-    )
+    return [
+        strategy.experimental_distribute_values_from_function(
+            lambda _: tf.zeros((rows, config.units)))
+        for _ in range(2 * config.layers)
+    ]
 
 
 def gather_states(strategy, states):
-    """The per-replica states joined into one (2 * layers, batch, units) array."""
-    per_replica = [
-        tf.stack(list(s)) for s in strategy.experimental_local_results(states)
-    ]
-    return tf.concat(per_replica, axis=1)
+    """The states of all replicas, on all workers, as one (2 * layers, batch,
+    units) array (a collective op under multi-worker: every worker calls it)."""
+    return tf.stack([strategy.gather(s, axis=0) for s in states])
 
 
 def scatter_states(strategy, stacked):
     """Inverse of `gather_states`: replica r gets its block of batch rows."""
     rows = stacked.shape[1] // strategy.num_replicas_in_sync
 
-    def value_fn(context):
-        r = context.replica_id_in_sync_group
-        return list(tf.unstack(stacked[:, r * rows : (r + 1) * rows]))
+    def block(index):
+        def value_fn(context):
+            r = context.replica_id_in_sync_group
+            return stacked[index, r * rows : (r + 1) * rows]
 
-    return strategy.experimental_distribute_values_from_function(value_fn)
+        return strategy.experimental_distribute_values_from_function(value_fn)
+
+    return [block(index) for index in range(stacked.shape[0])]

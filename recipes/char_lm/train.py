@@ -10,6 +10,7 @@ model.keras and metrics.json. Rerunning with the same model_dir resumes.
 
 import math
 import os
+import signal
 import time
 
 import keras
@@ -18,15 +19,18 @@ import tensorflow as tf
 from recipes.char_lm import generation
 from recipes.char_lm import input_pipeline
 from recipes.char_lm import model as model_lib
+from recipes.char_lm import steps
 from recipes.char_lm.config import CELLS
 from recipes.char_lm.trainer import Trainer
 from recipes.char_lm.vocab import Vocabulary
 from recipes.common import outputs
 from recipes.common import strategy as strategy_lib
 from recipes.common import summaries
+from recipes.common import workers
 from recipes.common.errors import UsageError
 from recipes.common.model_dir import check_model_dir
 from recipes.common.run_lock import run_lock
+from recipes.common.signals import EXIT_STATUS
 from recipes.common.signals import Stopped
 from recipes.common.signals import stop_requests
 
@@ -142,8 +146,9 @@ def train_and_evaluate(config, model_dir):
     """
     check_config(config)
     check_model_dir(model_dir)
-    vocab, train_ids, validation_ids = load_data(config, model_dir)
+    # Before any TF op: multi-worker collectives are set up at startup.
     strategy = strategy_lib.make_strategy(config.strategy, config.tpu_address)
+    vocab, train_ids, validation_ids = load_data(config, model_dir)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise UsageError(f"batch_size must be divisible by the {replicas} "
@@ -163,28 +168,34 @@ def _train(config, model_dir, vocab, train_ids, validation_ids, strategy,
     """The run itself, once every input is checked and model_dir is locked."""
     replicas = strategy.num_replicas_in_sync
     policy = strategy_lib.set_precision(config.mixed_precision)
-    vocab.save(model_dir)
-    run = Trainer(config, model_dir, vocab, strategy, policy)
-    train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
-    val_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation"))
-    outputs.log_config_text(os.path.join(model_dir, "train"), config.as_dict())
-    eval_data = strategy.experimental_distribute_dataset(
-        input_pipeline.evaluation_dataset(
-            validation_ids, config.seq_len, config.batch_size, config.stateful))
-    gate_logger = _make_gate_logger(config, run.model, validation_ids, model_dir)
+    # Only the chief writes to model_dir; other workers write to a temporary
+    # directory (every worker reads and resumes from model_dir).
+    out_dir = workers.output_dir(strategy, model_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    vocab.save(out_dir)
+    run = Trainer(config, model_dir, out_dir, vocab, strategy, policy)
+    workers.check_same_position(strategy, int(run.step.numpy()), "steps", model_dir)
+    any_worker_stops = workers.make_stop_agreement(strategy)
+    train_writer = tf.summary.create_file_writer(os.path.join(out_dir, "train"))
+    val_writer = tf.summary.create_file_writer(os.path.join(out_dir, "validation"))
+    outputs.log_config_text(os.path.join(out_dir, "train"), config.as_dict())
+    eval_data = steps.distribute(strategy, lambda: input_pipeline.evaluation_dataset(
+        validation_ids, config.seq_len, config.batch_size, config.stateful))
+    gate_logger = _make_gate_logger(config, run.model, validation_ids, out_dir)
     prime = vocab.decode(train_ids[:10])
 
     start = int(run.step.numpy())
     end = config.train_steps
     if config.stop_after_steps:
         end = min(end, start + config.stop_after_steps)
-    train_data = strategy.experimental_distribute_dataset(stream.dataset(start, end))
+    train_data = steps.distribute(strategy, lambda: stream.dataset(start, end))
     # The bar counts this invocation's steps (its time estimate assumes it
     # starts at 0); evaluation lines give the run's step.
     progbar = keras.utils.Progbar(max(1, end - start), stateful_metrics=(
         "loss", "ms/step", "chars/s")) if config.progress else None
     chars_per_step = config.batch_size * config.seq_len
     val_loss = val_step = None
+    stopping = False  # A signal reached this worker or another one.
     try:
         for batch in train_data:
             began = time.perf_counter()
@@ -216,7 +227,8 @@ def _train(config, model_dir, vocab, train_ids, validation_ids, strategy,
                           f"{val_loss * NATS_TO_BITS:.4f} bits/char", flush=True)
             if step % config.checkpoint_every == 0 or step % config.eval_every == 0:
                 run.save()
-            if stop:  # SIGINT or SIGTERM: saved just below.
+            stopping = any_worker_stops(stop)
+            if stopping:  # SIGINT or SIGTERM: saved just below.
                 break
     except KeyboardInterrupt:  # A second Ctrl-C: save what there is.
         run.save()
@@ -228,9 +240,10 @@ def _train(config, model_dir, vocab, train_ids, validation_ids, strategy,
         val_writer.close()
     run.save()
     step = int(run.step.numpy())
-    if stop:
-        raise Stopped(f"{stop.name}: saved a checkpoint at step {step}; rerun the "
-                      "same command to resume", stop.exit_status)
+    if stopping:
+        raise Stopped(f"{stop.name or 'another worker was signalled'}: saved a "
+                      f"checkpoint at step {step}; rerun the same command to "
+                      "resume", stop.exit_status if stop else EXIT_STATUS[signal.SIGTERM])
     if step < config.train_steps:
         print(f"stopped at step {step} of {config.train_steps} "
               "(--stop_after_steps); rerun the same command to resume", flush=True)
@@ -240,7 +253,7 @@ def _train(config, model_dir, vocab, train_ids, validation_ids, strategy,
     if val_loss < best:  # Stopped between evaluations: report, don't keep,
         best, best_step = val_loss, step  # so a resumed run ends the same.
     outputs.save_model_atomically(
-        run.model, os.path.join(model_dir, model_lib.MODEL_FILENAME))
+        run.model, os.path.join(out_dir, model_lib.MODEL_FILENAME))
     seconds = float(run.train_seconds.numpy())
     metrics = {
         "steps": step,
@@ -256,5 +269,5 @@ def _train(config, model_dir, vocab, train_ids, validation_ids, strategy,
         "precision_policy": policy,
         "replicas": replicas,
     }
-    outputs.write_metrics(model_dir, metrics)
+    outputs.write_metrics(out_dir, metrics)
     return metrics

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from recipes.char_lm import model as model_lib
 from recipes.char_lm import steps
+from recipes.common.checkpoints import newest_intact
 from recipes.common.checkpoints import restore_newest_intact
 from recipes.common.finite import non_finite_weights
 
@@ -41,7 +42,9 @@ class Trainer:
 
     Args:
         config: The run's `Config`.
-        model_dir: The run's directory.
+        model_dir: The run's directory (the checkpoint is restored from here).
+        out_dir: Where checkpoints are saved: model_dir, or a multi-worker
+            non-chief's temporary directory (see `recipes.common.workers`).
         vocab: Its `Vocabulary` (sizes the model).
         strategy: The tf.distribute strategy to build and train under.
         policy: The dtype policy name in force (float16 needs a loss scale).
@@ -55,7 +58,7 @@ class Trainer:
         manager: The `tf.train.CheckpointManager`.
     """
 
-    def __init__(self, config, model_dir, vocab, strategy, policy):
+    def __init__(self, config, model_dir, out_dir, vocab, strategy, policy):
         self.config = config
         self.strategy = strategy
         keras.utils.set_random_seed(config.seed)
@@ -81,14 +84,23 @@ class Trainer:
             carried_states=self.carried_states, best_val=self.best_val,
             best_step=self.best_step, train_seconds=self.train_seconds,
             chars_trained=self.chars_trained)
-        self.manager, _ = restore_newest_intact(
-            checkpoint, os.path.join(model_dir, "checkpoints"),
-            config.max_checkpoints)
+        if out_dir == model_dir:
+            self.manager, _ = restore_newest_intact(
+                checkpoint, os.path.join(model_dir, "checkpoints"),
+                config.max_checkpoints)
+        else:  # A multi-worker non-chief: reads the chief's, saves its own.
+            newest = newest_intact(os.path.join(model_dir, "checkpoints"))
+            checkpoint.restore(newest).expect_partial()
+            self.manager = tf.train.CheckpointManager(
+                checkpoint, os.path.join(out_dir, "checkpoints"), max_to_keep=1)
         loss_scale = steps.FLOAT16_LOSS_SCALE if policy == "mixed_float16" else 1.0
         self.train_step = steps.make_train_step(
             strategy, self.model, self.optimizer, self.step, config, loss_scale)
         self.eval_step = steps.make_eval_step(strategy, self.model, config)
         self.states = steps.scatter_states(strategy, self.carried_states)
+        # One traced function: eager collectives would be retraced every save.
+        self._gather_states = tf.function(
+            lambda states: steps.gather_states(strategy, states))
 
     def divergence(self, what):
         """A FloatingPointError for `what` went non-finite, naming the way out."""
@@ -111,7 +123,7 @@ class Trainer:
         if bad:
             raise self.divergence(
                 f"the weights became NaN or infinite by step {step} ({bad[0]})")
-        self.carried_states.assign(steps.gather_states(self.strategy, self.states))
+        self.carried_states.assign(self._gather_states(self.states))
         self.manager.save(checkpoint_number=step)
 
     def evaluate(self, dataset):

@@ -94,6 +94,19 @@ def _write_state(state_path, names):
     write_bytes_atomically(state_path, ("\n".join(lines) + "\n").encode())
 
 
+def newest_intact(directory):
+    """The prefix of the newest intact checkpoint in `directory`, or None.
+
+    Reads only (a multi-worker non-chief must not move the chief's files).
+    """
+    numbers = checkpoint_numbers(directory) if os.path.isdir(directory) else []
+    for number in reversed(numbers):
+        prefix = os.path.join(directory, f"ckpt-{number}")
+        if damage(prefix) is None:
+            return prefix
+    return None
+
+
 def restore_newest_intact(checkpoint, directory, max_to_keep, finish=None):
     """Restores `checkpoint` from the newest intact checkpoint in `directory`.
 
