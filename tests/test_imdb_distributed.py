@@ -12,7 +12,6 @@ import sys
 
 import keras
 import numpy as np
-import pytest
 
 from recipes.imdb_sentiment import config as config_lib
 from recipes.imdb_sentiment import train
@@ -53,34 +52,3 @@ def test_mixed_precision_keeps_float32_weights(tmp_path):
     assert {w.dtype for w in model.weights} == {"float32"}
     assert model.get_layer("bidirectional_0").compute_dtype == "bfloat16"
     assert model.get_layer("probability").compute_dtype == "float32"
-
-
-class _Resolver:
-    def __init__(self, task_type, task_id, cluster):
-        self.task_type, self.task_id, self._cluster = task_type, task_id, cluster
-
-    def cluster_spec(self):
-        class Spec:
-            def as_dict(inner):
-                return self._cluster
-        return Spec()
-
-
-class _Strategy:
-    def __init__(self, resolver):
-        self.cluster_resolver = resolver
-
-
-@pytest.mark.parametrize(
-    "resolver, expected",
-    [
-        (None, "run"),
-        (_Resolver(None, None, {}), "run"),
-        (_Resolver("worker", 0, {"worker": ["a", "b"]}), "run"),
-        (_Resolver("worker", 1, {"worker": ["a", "b"]}), "run/workers/worker_1"),
-        (_Resolver("chief", 0, {"chief": ["a"], "worker": ["b"]}), "run"),
-        (_Resolver("worker", 0, {"chief": ["a"], "worker": ["b"]}), "run/workers/worker_0"),
-    ],
-)
-def test_only_the_chief_writes_to_model_dir(resolver, expected):
-    assert train._worker_dir(_Strategy(resolver), "run") == expected

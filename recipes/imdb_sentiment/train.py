@@ -21,6 +21,7 @@ import os
 import keras
 
 from recipes.common import outputs
+from recipes.common import workers
 from recipes.common.errors import UsageError
 from recipes.common.strategy import make_strategy
 from recipes.common.strategy import set_precision
@@ -28,6 +29,7 @@ from recipes.imdb_sentiment import callbacks as callbacks_lib
 from recipes.imdb_sentiment import checkpoints
 from recipes.imdb_sentiment import input_pipeline
 from recipes.imdb_sentiment import model as model_lib
+from recipes.imdb_sentiment import multi_worker
 from recipes.imdb_sentiment import sources
 from recipes.imdb_sentiment import text
 from recipes.imdb_sentiment.config import RESUMABLE_CHANGES
@@ -72,7 +74,7 @@ def load_splits(config):
     return splits
 
 
-def _vocabulary(config, model_dir, train_texts):
+def _vocabulary(config, model_dir, out_dir, train_texts):
     """The saved vocabulary of this run, or one adapted on the training text."""
     path = os.path.join(model_dir, VOCABULARY_FILE)
     if os.path.exists(path):
@@ -80,7 +82,7 @@ def _vocabulary(config, model_dir, train_texts):
             return json.load(f)
     vectorizer = text.make_vectorizer(config.vocab_size, keep_marks=config.keep_marks)
     words = [str(w) for w in input_pipeline.adapt_vocabulary(vectorizer, train_texts)]
-    outputs.write_json_atomically(path, words)
+    outputs.write_json_atomically(os.path.join(out_dir, VOCABULARY_FILE), words)
     return words
 
 
@@ -99,26 +101,6 @@ def _callbacks(config, model_dir, history, vectorizer, validation):
             )
         )
     return found
-
-
-def _is_chief(strategy):
-    """Whether this process writes the run's files (always, outside multi-worker)."""
-    resolver = strategy.cluster_resolver
-    if resolver is None or not resolver.task_type:
-        return True
-    return resolver.task_type == "chief" or (
-        resolver.task_type == "worker"
-        and resolver.task_id == 0
-        and "chief" not in resolver.cluster_spec().as_dict()
-    )
-
-
-def _worker_dir(strategy, model_dir):
-    """model_dir for the chief; other multi-worker workers write beside it."""
-    if _is_chief(strategy):
-        return model_dir
-    resolver = strategy.cluster_resolver
-    return os.path.join(model_dir, "workers", f"{resolver.task_type}_{resolver.task_id}")
 
 
 def _make_datasets(config, splits, vectorizer):
@@ -173,31 +155,37 @@ def train_and_evaluate(config, model_dir):
     model_lib.check_pooling(config.pooling)
     model_lib.check_learning_rate_schedule(config.learning_rate_schedule)
     check_same_run(config, model_dir)
-    splits = load_splits(config)
+    # Before any TF op: multi-worker collectives are set up at startup.
     strategy = make_strategy(config.strategy, config.tpu_address)
+    splits = load_splits(config)
     policy = set_precision(config.mixed_precision)
     keras.utils.set_random_seed(config.seed)
-    model_dir = _worker_dir(strategy, model_dir)
+    # Only the chief writes to model_dir; other workers write to a temporary
+    # directory (every worker reads and resumes from model_dir).
+    out_dir = workers.output_dir(strategy, model_dir)
 
-    os.makedirs(model_dir, exist_ok=True)
-    config_path = os.path.join(model_dir, CONFIG_FILE)
-    if not os.path.exists(config_path):
-        outputs.write_json_atomically(config_path, dataclasses.asdict(config))
+    os.makedirs(out_dir, exist_ok=True)
+    if not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
+        outputs.write_json_atomically(
+            os.path.join(out_dir, CONFIG_FILE), dataclasses.asdict(config))
     outputs.log_config_text(
-        os.path.join(model_dir, "logs", "config"), dataclasses.asdict(config)
+        os.path.join(out_dir, "logs", "config"), dataclasses.asdict(config)
     )
-    vocabulary = _vocabulary(config, model_dir, splits["train"].texts.astype(str))
+    vocabulary = _vocabulary(
+        config, model_dir, out_dir, splits["train"].texts.astype(str))
     vectorizer = text.make_vectorizer(
         config.vocab_size, vocabulary=vocabulary, keep_marks=config.keep_marks
     )
     datasets = _make_datasets(config, splits, vectorizer)
 
     history, done = checkpoints.resume_point(model_dir)
+    workers.check_same_position(strategy, done, "epochs", model_dir)
     with strategy.scope():
         classifier = _restore_or_build(
             config, model_dir, done, vectorizer.vocabulary_size(),
             len(splits["train"]),
         )
+    multi_worker.patch_for_multi_worker(classifier)
     patience = config.early_stopping_patience
     stopped = patience and checkpoints.epochs_without_improvement(history) >= patience
     if done < config.epochs and not stopped:
@@ -207,16 +195,21 @@ def train_and_evaluate(config, model_dir):
             epochs=config.epochs,
             initial_epoch=done,
             callbacks=_callbacks(
-                config, model_dir, history, vectorizer, splits["validation"]
+                config, out_dir, history, vectorizer, splits["validation"]
             ),
         )
 
     best = checkpoints.best_entry(history)
-    best_path = checkpoints.checkpoint_path(model_dir, best["epoch"])
+    # This process's own copy if it saved that epoch (a multi-worker worker
+    # need not see the chief's files yet), else the one in model_dir.
+    best_path = checkpoints.checkpoint_path(out_dir, best["epoch"])
+    if not os.path.exists(best_path):
+        best_path = checkpoints.checkpoint_path(model_dir, best["epoch"])
     with strategy.scope():
         best_classifier = keras.models.load_model(best_path)
+    multi_worker.patch_for_multi_worker(best_classifier)
     test = best_classifier.evaluate(datasets["test"], return_dict=True)
-    _export(config, vocabulary, best_path, model_dir)
+    _export(config, vocabulary, best_path, out_dir)
 
     train_seconds = sum(entry["train_seconds"] for entry in history)
     metrics = {
@@ -235,5 +228,5 @@ def train_and_evaluate(config, model_dir):
         "replicas": strategy.num_replicas_in_sync,
         "precision": policy,
     }
-    outputs.write_metrics(model_dir, metrics)
+    outputs.write_metrics(out_dir, metrics)
     return metrics
