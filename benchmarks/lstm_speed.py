@@ -64,6 +64,10 @@ def parse_args(argv=None):
                         help="Skip the per-implementation memory processes.")
     parser.add_argument("--no_torch", action="store_true",
                         help="Leave torch out even if it is installed.")
+    parser.add_argument("--native", choices=("on", "off"), default="on",
+                        help="off: run keras_lstm without its C++ ops "
+                        "(KERAS_LSTM_NATIVE=0), as on a machine where they "
+                        "do not build.")
     parser.add_argument("--quick", action="store_true",
                         help="Tiny shapes, 2 repeats: a smoke test.")
     parser.add_argument("--memory_child", default=None,
@@ -99,8 +103,13 @@ def make_data(config, seed=0):
     return x.astype("float32"), target.astype("float32")
 
 
-def make_tf_steps(layer, x, target):
-    """(train_step, inference_step) callables that block until done."""
+def make_tf_steps(layer, x, target, portable=False):
+    """(train_step, inference_step) callables that block until done.
+
+    keras_lstm's inference function is traced as Keras's `predict` traces it
+    (C++ ops allowed), or with `portable` as `model.export` traces it
+    (standard ops only, see `keras_lstm.tracing`).
+    """
     import tensorflow as tf
 
     x, target = tf.constant(x), tf.constant(target)
@@ -116,6 +125,11 @@ def make_tf_steps(layer, x, target):
     def infer():
         return layer(x, training=False)
 
+    if "keras_lstm" in type(layer).__module__:
+        import keras_lstm
+
+        with keras_lstm.portable_graphs(portable):
+            infer.get_concrete_function()  # Traced now, in this mode.
     return (lambda: train().numpy()), (lambda: infer().numpy())
 
 
@@ -255,6 +269,7 @@ def benchmark_config(name, config, args, peak):
     train, infer = {}, {}
     train["keras"], infer["keras"] = make_tf_steps(theirs, x, target)
     train["keras_lstm"], infer["keras_lstm"] = make_tf_steps(ours, x, target)
+    _, infer["export"] = make_tf_steps(ours, x, target, portable=True)
     diff = float(np.max(np.abs(ours(x) - theirs(x))))
     if torch_available() and not args.no_torch:
         train["torch"], infer["torch"], run = make_torch_steps(
@@ -263,7 +278,10 @@ def benchmark_config(name, config, args, peak):
     train_s = time_interleaved(train, args.repeats, args.warmup)
     infer_s = time_interleaved(infer, args.repeats, args.warmup)
     flops = forward_flops(config)
-    rows = {}
+    rows = {"export": {
+        "infer_ms": 1e3 * infer_s["export"],
+        "infer_speedup_vs_keras": infer_s["keras"] / infer_s["export"],
+    }}
     for impl in train:
         row = {
             "train_ms": 1e3 * train_s[impl],
@@ -299,6 +317,8 @@ def format_table(results, peak):
         c = res["config"]
         label = f"{name} ({c['batch']},{c['time']},{c['features']},{c['units']})"
         for impl, r in res["results"].items():
+            if impl == "export":
+                continue
             mem = (f"{r['peak_rss_mb']:.0f} (+{r['training_mb']:.0f} / "
                    f"+{r['steady_mb']:.0f})"
                    if "peak_rss_mb" in r else "-")
@@ -309,11 +329,19 @@ def format_table(results, peak):
                 f"({100 * r['train_peak_fraction']:.0f}%) | "
                 f"{r['infer_gflops']:.1f} ({100 * r['infer_peak_fraction']:.0f}%)"
                 f" | {mem} |")
+    lines += ["", "Inference of the graph `model.export` saves (standard "
+              "ops only):", "", "| config | ms | ×keras |", "|---|---|---|"]
+    for name, res in results.items():
+        r = res["results"]["export"]
+        lines.append(f"| {name} | {r['infer_ms']:.1f} | "
+                     f"{r['infer_speedup_vs_keras']:.2f} |")
     return "\n".join(lines)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.native == "off":
+        os.environ["KERAS_LSTM_NATIVE"] = "0"  # Read when the ops are first asked for.
     if args.memory_child:
         return memory_child(args.memory_child, args.table)
     peak = matmul_peak_gflops(512 if args.quick else 2048)
@@ -325,7 +353,10 @@ def main(argv=None):
     if args.output:
         import tensorflow as tf
 
+        from keras_lstm import native
+
         meta = {"peak_gflops": peak, "repeats": args.repeats,
+                "native_ops": native.available(),
                 "tensorflow": tf.__version__, "cpus": os.cpu_count()}
         if torch_available() and not args.no_torch:
             import torch
