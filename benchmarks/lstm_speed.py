@@ -299,10 +299,16 @@ def benchmark_config(name, config, args, peak):
     from keras_lstm import dispatch
 
     infer_path = ours.implementation_path
-    if infer_path == "fused" and dispatch.inference_prefers_step(
-            config.features, config.units, ours.fused_loops):
+    train_path = infer_path
+    if infer_path == "fused" and dispatch.auto_prefers_step(
+            config.features, config.units, config.batch, ours.fused_loops,
+            training=False):
         infer_path = "step"
-    return {"config": config._asdict(), "path": ours.implementation_path,
+    if train_path == "fused" and dispatch.auto_prefers_step(
+            config.features, config.units, config.batch, ours.fused_loops,
+            training=True):
+        train_path = "step"
+    return {"config": config._asdict(), "path": train_path,
             "infer_path": infer_path,
             "max_abs_output_diff_vs_keras": diff, "results": rows}
 

@@ -147,19 +147,46 @@ def select_path(options, gpu_available):
     return "fused"
 
 
-def inference_prefers_step(features, units, fused_loops):
-    """Whether "auto" should run an inference call step by step on CPU.
+# Without the C++ ops (no compiler, float64, KERAS_LSTM_NATIVE=0) the fused
+# path's XLA loops beat Keras's own step-by-step loop only where a step's
+# recurrent matmul is small, so that per-op overhead dominates it. Training
+# step x keras.layers.LSTM, XLA loops, over runs on two CPUs (AMD EPYC and
+# an Intel Xeon with AVX512-FP16): long (32 rows, 32 units, 131 k
+# multiply-adds a step) 1.17–2.68 on both; imdb (64 rows, 64 units, 1.0 M)
+# 0.90–1.35; charlm (64, 256 units, 16.8 M) 0.52–1.58; big (256, 512, 268 M)
+# 0.54–1.19. Where it is not a sure win, "auto" runs the layer step by step,
+# which is Keras's own algorithm, so it is never slower than Keras.
+XLA_LOOPS_MAX_STEP_MACS = 1 << 18
 
-    Only when the fused path would run its XLA loops (`LSTM.fused_loops`):
-    without a backward pass their gain is only the per-step overhead, and
-    the one large ``x·kernel`` matmul over all steps is slow when the input
-    is wider than the state. Measured at imdb's shape (64, 200, 128 features,
-    64 units): the projection alone took 9 ms of keras's whole 18 ms forward
-    and fused inference with XLA loops ran at 0.7–0.8x keras, while at charlm
-    (64 features, 256 units) and long (8, 32) it ran at 1.0–1.5x. With the
-    C++ loops the fused path was faster than step by step at imdb too (16.9
-    vs 19.9 ms, keras 20.1 ms, before they split the batch rows between the
-    cores; 1.47–2.44x keras since), so with them it always runs. Unknown
-    feature counts keep the fused path.
+# The batch size assumed when it is unknown while tracing (Keras's default).
+ASSUMED_BATCH = 32
+
+
+def auto_prefers_step(features, units, batch, loops, training):
+    """Whether "auto" should run a call step by step instead of fused.
+
+    Args:
+        features, units, batch: The call's sizes (None where unknown when
+            traced).
+        loops: The fused path's loops for this call: "native" (the C++ ops),
+            "xla", or "python" (plain TensorFlow ops, in graphs that may be
+            saved; see `keras_lstm.tracing`).
+        training: Whether the call computes a training step.
+
+    Rules, measured on CPU (docs/benchmarks.md):
+
+    - the C++ loops are faster than Keras at every shape measured: never;
+    - the XLA loops: where a step's recurrent matmul, batch · units · 4 ·
+      units multiply-adds, is above `XLA_LOOPS_MAX_STEP_MACS` (see above);
+    - inference on the XLA or plain loops with more input features than
+      units: its one large ``x·kernel`` projection is slow there (imdb's
+      shape: 9 ms of keras's 18 ms forward; fused 0.7–0.8x keras).
     """
-    return fused_loops != "native" and features is not None and features > units
+    if loops == "native":
+        return False
+    if not training and features is not None and features > units:
+        return True
+    if loops != "xla":
+        return False
+    rows = ASSUMED_BATCH if batch is None else batch
+    return rows * 4 * units * units > XLA_LOOPS_MAX_STEP_MACS

@@ -227,11 +227,12 @@ class LSTM(keras.layers.LSTM):
           use_bias, mixed precision (the input projection in the low
           precision, the recurrence in float32).
         - "step" (the cell one step at a time) otherwise, or when
-          implementation="step". With implementation="auto" and the XLA
-          loops (`fused_loops`), inference calls (training=False) on CPU
-          whose input has more features than units also run step by step,
-          which measured faster there (see
-          `keras_lstm.dispatch.inference_prefers_step`).
+          implementation="step". With implementation="auto", calls for
+          which the fused path would run without the C++ ops and measured
+          slower than Keras's own loop also run step by step: with the XLA
+          loops, steps whose recurrent matmul is large, and inference with
+          more input features than units (see
+          `keras_lstm.dispatch.auto_prefers_step`).
         """
         return dispatch.select_path(
             self._path_options(), cudnn.gpu_available()
@@ -292,9 +293,10 @@ class LSTM(keras.layers.LSTM):
         if (
             path == "fused"
             and self.implementation == "auto"
-            and not training
-            and dispatch.inference_prefers_step(
-                sequences.shape[-1], self.units, self._auto_loops(training)
+            and dispatch.auto_prefers_step(
+                sequences.shape[-1], self.units, sequences.shape[0],
+                self._auto_loops(training),
+                training is not None and training is not False,
             )
         ):
             path = "step"

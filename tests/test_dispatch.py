@@ -8,6 +8,7 @@ import pytest
 import keras_lstm
 from keras_lstm import cudnn
 from keras_lstm import dispatch
+from keras_lstm import fused
 
 PLAIN = dispatch.LayerOptions(
     plain_cell=True,
@@ -126,10 +127,52 @@ def test_implementation_path_is_read_only():
 @pytest.mark.parametrize("features, units, expected",
                          [(128, 64, True), (64, 256, False), (8, 32, False),
                           (64, 64, False), (None, 8, False)])
-def test_inference_prefers_step_for_wide_inputs_with_xla_loops(features, units, expected):
-    assert dispatch.inference_prefers_step(features, units, "xla") == expected
+def test_inference_prefers_step_for_wide_inputs_without_cpp_loops(
+        features, units, expected):
+    for loops in ("xla", "python"):  # batch 1: small steps for the XLA rule
+        assert dispatch.auto_prefers_step(
+            features, units, 1, loops, training=False) == expected
     # The C++ loops are faster than step by step at every shape measured.
-    assert not dispatch.inference_prefers_step(features, units, "native")
+    assert not dispatch.auto_prefers_step(features, units, 2, "native", False)
+
+
+@pytest.mark.parametrize(
+    "batch, units, expected",
+    [(32, 32, False),    # long: the XLA loops won on every machine
+     (64, 32, False),    # 2^18 multiply-adds a step: the limit
+     (64, 64, True),     # imdb: 0.90-1.35x keras
+     (64, 256, True),    # charlm
+     (256, 512, True),   # big
+     (None, 32, False),  # unknown batch: Keras's default 32 assumed
+     (None, 64, True)],
+)
+def test_training_without_cpp_loops_runs_step_by_step_where_xla_loses(
+        batch, units, expected):
+    assert dispatch.auto_prefers_step(8, units, batch, "xla", True) == expected
+    assert not dispatch.auto_prefers_step(8, units, batch, "native", True)
+    # Plain loops only run in graphs that may be saved; their training
+    # graphs keep the fused path (its gradient is the tested one).
+    assert not dispatch.auto_prefers_step(8, units, batch, "python", True)
+
+
+def test_layer_without_cpp_ops_runs_keras_loop_at_large_steps(monkeypatch):
+    """Same results as the fused path, computed by Keras's own loop."""
+    monkeypatch.setattr(keras_lstm.LSTM, "fused_loops", property(lambda s: "xla"))
+    calls = []
+    original = fused.fused_lstm
+    monkeypatch.setattr(fused, "fused_lstm",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    x = np.random.default_rng(0).normal(size=(64, 3, 4)).astype("float32")
+    big = keras_lstm.LSTM(64)
+    small = keras_lstm.LSTM(8)
+    for layer in (big, small):
+        layer(x, training=True)
+    assert len(calls) == 1  # only the small layer ran fused
+    reference = keras_lstm.LSTM(64, implementation="fused")
+    reference.build(x.shape)
+    reference.set_weights(big.get_weights())
+    np.testing.assert_allclose(big(x, training=True),
+                               reference(x, training=True), atol=1e-5)
 
 
 def test_wide_input_inference_matches_training_path():
