@@ -1,4 +1,9 @@
-"""Weights to and from torch.nn.LSTM: NumPy reference always, torch if installed."""
+"""Weights to and from torch.nn.LSTM.
+
+The default suite checks against a NumPy implementation of nn.LSTM's
+documented equations in its own layout; the tests marked ``torch`` check
+against torch itself (`python -m pytest -m torch` where torch is installed).
+"""
 
 import ast
 import os
@@ -206,6 +211,7 @@ def keras_stack(layers, proj, bidirectional):
     return model
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("proj", [0, PROJ], ids=["plain", "proj"])
 def test_torch_outputs_from_and_back(proj):
     torch, module = torch_lstm(num_layers=2, bidirectional=True,
@@ -230,6 +236,7 @@ def test_torch_outputs_from_and_back(proj):
     np.testing.assert_allclose(got, expected, atol=ATOL)
 
 
+@pytest.mark.torch
 def test_torch_without_bias_final_states():
     torch, module = torch_lstm(bias=False)
     sd = {k: v.numpy() for k, v in module.state_dict().items()}
