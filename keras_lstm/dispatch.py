@@ -180,12 +180,16 @@ def auto_prefers_step(features, units, batch, loops, training):
       units multiply-adds, is above `XLA_LOOPS_MAX_STEP_MACS` (see above);
     - inference on the XLA or plain loops with more input features than
       units: its one large ``x·kernel`` projection is slow there (imdb's
-      shape: 9 ms of keras's 18 ms forward; fused 0.7–0.8x keras).
+      shape: 9 ms of keras's 18 ms forward; fused 0.7–0.8x keras);
+    - training on the plain loops (graphs that may be saved): they trained
+      at 0.78–1.04x keras (imdb, charlm, long; docs/benchmarks.md).
     """
     if loops == "native":
         return False
     if not training and features is not None and features > units:
         return True
+    if loops == "python":
+        return training
     if loops != "xla":
         return False
     rows = ASSUMED_BATCH if batch is None else batch
