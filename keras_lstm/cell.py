@@ -78,6 +78,12 @@ class LSTMCell(keras.layers.LSTMCell):
             all time steps of a sequence.
         recurrent_dropout: Float in [0, 1), fraction of h_{t-1} dropped; one
             mask for all time steps of a sequence.
+        recurrent_weight_dropout: Float in [0, 1), fraction of the entries
+            of `recurrent_kernel` dropped (DropConnect, as in AWD-LSTM, Merity
+            et al., 2017): one mask per call, drawn before the sequence runs,
+            kept weights scaled by 1 / (1 - rate) in training, the plain
+            weights at inference. Unlike `recurrent_dropout` it keeps
+            `keras_lstm.LSTM` on its fused and cuDNN paths.
         seed: Seed of the dropout masks.
         implementation: 0, 1 or 2, as in Keras 3: 1 (which Keras also sets
             whenever recurrent_dropout > 0) draws separate dropout masks for
@@ -113,9 +119,13 @@ class LSTMCell(keras.layers.LSTMCell):
         dropout=0.0,
         recurrent_dropout=0.0,
         implementation=2,
+        recurrent_weight_dropout=0.0,
         **kwargs,
     ):
         # The other arguments (listed above) are keras.layers.LSTMCell's.
+        self.recurrent_weight_dropout = validation.check_rate(
+            recurrent_weight_dropout, "recurrent_weight_dropout"
+        )
         super().__init__(
             validation.check_units(units),
             dropout=validation.check_rate(dropout, "dropout"),
@@ -207,7 +217,7 @@ class LSTMCell(keras.layers.LSTMCell):
             if h_mask is not None:
                 h_tm1 = h_tm1 * h_mask
             z = ops.matmul(inputs, self.kernel)
-            z = z + ops.matmul(h_tm1, self.recurrent_kernel)
+            z = z + ops.matmul(h_tm1, self.recurrent_kernel_for_call(training))
         if self.use_bias:
             z = z + self.bias
         return z
@@ -216,7 +226,9 @@ class LSTMCell(keras.layers.LSTMCell):
         """Keras's implementation=1: each gate's block sees its own masks."""
         blocks = len(self.gate_order)
         kernels = ops.split(self.kernel, blocks, axis=1)
-        recurrent_kernels = ops.split(self.recurrent_kernel, blocks, axis=1)
+        recurrent_kernels = ops.split(
+            self.recurrent_kernel_for_call(True), blocks, axis=1
+        )
         z = []
         for g in range(blocks):
             x = inputs if x_masks is None else inputs * x_masks[g]
@@ -225,6 +237,43 @@ class LSTMCell(keras.layers.LSTMCell):
                 ops.matmul(x, kernels[g]) + ops.matmul(h, recurrent_kernels[g])
             )
         return ops.concatenate(z, axis=-1)
+
+    def get_recurrent_weight_mask(self):
+        """This call's DropConnect mask of `recurrent_kernel` (None at rate 0).
+
+        Entries are 0 or 1 / (1 - rate). Drawn once per call from the cell's
+        seed generator, after the other dropout masks (`keras.layers.RNN`
+        draws them all before the loop), and cached until the call ends, so
+        every step and every path of a call use the same mask.
+        """
+        if getattr(self, "_recurrent_weight_mask", None) is None:
+            self._recurrent_weight_mask = None
+            if self.recurrent_weight_dropout > 0:
+                ones = ops.ones(self.recurrent_kernel.shape, self.variable_dtype)
+                self._recurrent_weight_mask = keras.random.dropout(
+                    ones, self.recurrent_weight_dropout,
+                    seed=self.seed_generator,
+                )
+        return self._recurrent_weight_mask
+
+    def get_recurrent_dropout_mask(self, step_input):
+        # keras.layers.RNN calls this before the loop: draw the weight mask
+        # there too, outside the loop's body.
+        self.get_recurrent_weight_mask()
+        return super().get_recurrent_dropout_mask(step_input)
+
+    def reset_recurrent_dropout_mask(self):
+        super().reset_recurrent_dropout_mask()
+        self._recurrent_weight_mask = None
+
+    def recurrent_kernel_for_call(self, training):
+        """`recurrent_kernel` times this call's weight mask in training."""
+        if not self.recurrent_weight_dropout or not training:
+            return self.recurrent_kernel
+        # The product is differentiable: the gradient reaches the variable
+        # through the mask, whichever path consumes the dropped kernel.
+        kernel = ops.convert_to_tensor(self.recurrent_kernel)
+        return kernel * ops.cast(self.get_recurrent_weight_mask(), kernel.dtype)
 
     def step(self, z, c_tm1, h_tm1, training=False):
         """Gate math of one step; variants override this. Returns GateValues."""
@@ -275,4 +324,7 @@ class LSTMCell(keras.layers.LSTMCell):
             "seed": self.seed,
             "implementation": self.implementation,
         }
+        if self.recurrent_weight_dropout:
+            # Only then: keras.layers.LSTMCell still loads every other config.
+            config["recurrent_weight_dropout"] = self.recurrent_weight_dropout
         return {**super().get_config(), **config}

@@ -35,6 +35,7 @@ _CELL_ARGS = (
     "bias_constraint",
     "dropout",
     "recurrent_dropout",
+    "recurrent_weight_dropout",
     "seed",
 )
 
@@ -65,8 +66,10 @@ class LSTM(keras.layers.LSTM):
             configuration allows; "fused" insists on `keras_lstm.fused`
             (ValueError if it cannot run); "step" always runs the cell step by
             step through `keras.layers.RNN`. Keras 2's 1 and 2 mean "auto".
-        **kwargs: The cell's arguments (activation, initializers, dropout, ...)
-            and the base layer's (name, dtype, ...).
+        **kwargs: The cell's arguments (activation, initializers, dropout,
+            recurrent_weight_dropout, ...) and the base layer's (name, dtype,
+            ...). `recurrent_weight_dropout` (DropConnect on the recurrent
+            kernel, see `keras_lstm.LSTMCell`) keeps every path.
 
     Call arguments:
         sequences: tensor (batch, timesteps, features); integer and bool
@@ -115,6 +118,8 @@ class LSTM(keras.layers.LSTM):
         **kwargs,
     ):
         implementation = kwargs.pop("implementation", "auto")
+        # DropConnect on recurrent_kernel; see keras_lstm.LSTMCell.
+        recurrent_weight_dropout = kwargs.pop("recurrent_weight_dropout", 0.0)
         dispatch.check_implementation(implementation)
         if use_cudnn not in ("auto", True, False):
             raise ValueError(
@@ -138,6 +143,7 @@ class LSTM(keras.layers.LSTM):
             bias_constraint=bias_constraint,
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
+            recurrent_weight_dropout=recurrent_weight_dropout,
             seed=seed,
             implementation=(
                 implementation if isinstance(implementation, int) else 2
@@ -317,7 +323,8 @@ class LSTM(keras.layers.LSTM):
             h0=initial_state[0],
             c0=initial_state[1],
             kernel=cell.kernel,
-            recurrent_kernel=cell.recurrent_kernel,
+            # With recurrent_weight_dropout: the call's dropped kernel.
+            recurrent_kernel=cell.recurrent_kernel_for_call(training),
             bias=cell.bias,
             mask=mask,
             go_backwards=self.go_backwards,
@@ -334,6 +341,9 @@ class LSTM(keras.layers.LSTM):
         config = super().get_config()  # Keras's: the cell's args, flat.
         config["use_cudnn"] = self.use_cudnn
         config["implementation"] = self.implementation
+        if self.recurrent_weight_dropout:
+            # Only then: keras.layers.LSTM still loads every other config.
+            config["recurrent_weight_dropout"] = self.recurrent_weight_dropout
         return config
 
     @classmethod
