@@ -244,7 +244,7 @@ def choose_loops(dtype, gpu_available, inside_xla, native_available):
     The C++ ops take float32 on CPU and have no XLA kernel, so float64,
     machines with a GPU and code compiled with jit_compile=True keep the XLA
     loops (a GPU runs cuDNN or XLA's GPU loops; see `keras_lstm.cudnn`). The
-    native loops were the faster at every shape measured (see the README).
+    native loops were the faster at every shape measured (docs/benchmarks.md).
 
     Args:
         dtype: The recurrence's dtype (float32 also under mixed precision).
