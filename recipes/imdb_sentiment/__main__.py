@@ -16,6 +16,7 @@ from absl import flags
 
 from recipes.common import validators
 from recipes.common.errors import run_and_report
+from recipes.common.errors import stop_statuses
 from recipes.common.strategy import STRATEGIES
 from recipes.imdb_sentiment.config import CELLS
 from recipes.imdb_sentiment.config import Config
@@ -86,7 +87,8 @@ def main(argv):
     from recipes.imdb_sentiment import train
 
     config = Config(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(Config)})
-    train.train_and_evaluate(config, FLAGS.model_dir)
+    with stop_statuses():
+        train.train_and_evaluate(config, FLAGS.model_dir)
 
 
 if __name__ == "__main__":

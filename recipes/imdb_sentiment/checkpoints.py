@@ -7,14 +7,26 @@ at any moment therefore leaves only complete checkpoints, and rerunning the
 same command continues after the last epoch recorded in the history. Early
 stopping and the choice of the best epoch read the same history, so they too
 survive an interruption.
+
+What is saved is finite: a NaN or infinite loss stops training at once, and
+an epoch whose weights went non-finite is neither saved nor recorded. An
+epoch cut short by SIGINT or SIGTERM is not recorded either (it is trained
+again on resume). A checkpoint that cannot be loaded is moved to
+checkpoints/damaged/ with a warning, and the run resumes from the epoch
+before it.
 """
 
 import json
+import math
 import os
+import shutil
+import sys
 import time
 
 import keras
 
+from recipes.common.finite import non_finite_weights
+from recipes.common.outputs import save_model_atomically
 from recipes.common.outputs import write_json_atomically
 
 CHECKPOINT_DIR = "checkpoints"
@@ -48,6 +60,32 @@ def resume_point(model_dir):
     return complete, len(complete)
 
 
+def load_newest_intact(model_dir, history):
+    """(model, history) from the newest loadable epoch checkpoint in `history`.
+
+    A checkpoint that does not load is moved to checkpoints/damaged/, with
+    a warning naming it, and the epoch before it is tried; `history` is cut
+    to the epoch loaded. Returns (None, []) when no epoch is left.
+    """
+    history = list(history)
+    while history:
+        path = checkpoint_path(model_dir, history[-1]["epoch"])
+        try:
+            return keras.models.load_model(path), history
+        except Exception as error:  # noqa: BLE001 - damaged, whatever the cause.
+            damaged = os.path.join(model_dir, CHECKPOINT_DIR, "damaged")
+            try:  # Another worker of a multi-worker run may move it first.
+                os.makedirs(damaged, exist_ok=True)
+                shutil.move(path, os.path.join(damaged, os.path.basename(path)))
+            except OSError:
+                pass
+            print(f"warning: {path} is damaged ({type(error).__name__}); "
+                  f"moved to {damaged}, resuming from the epoch before it",
+                  file=sys.stderr, flush=True)
+            history.pop()
+    return None, history
+
+
 def best_entry(history):
     """The history entry with the highest validation accuracy (earliest on ties)."""
     return max(history, key=lambda entry: (entry[MONITOR], -entry["epoch"]))
@@ -63,23 +101,40 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     Also times each epoch's training (validation excluded) and stops training
     once `patience` epochs have passed without a better validation accuracy.
+    Stops at once, saving nothing more, on a non-finite loss (`diverged`
+    then says where) or when `stop` (a `signals.StopRequest`) fires.
 
     Args:
         model_dir: Where checkpoints/ and history.json go.
         history: The entries recorded so far (from `resume_point`); extended
             in place.
         patience: Epochs without improvement before stopping; 0 never stops.
+        stop: A `signals.StopRequest`, or None.
     """
 
-    def __init__(self, model_dir, history, patience):
+    def __init__(self, model_dir, history, patience, stop=None):
         super().__init__()
         self.model_dir = model_dir
         self.history = history
         self.patience = patience
+        self.stop = stop
+        self.diverged = ""
         self._epoch_start = None
         self._train_seconds = None
+        self._epoch = 0
+        self._cut_short = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged = f"the training loss became {float(loss)} in epoch {self._epoch}"
+        if self.diverged or self.stop:
+            self._cut_short = True
+            self.model.stop_training = True
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+        self._cut_short = False
         self._epoch_start = time.perf_counter()
         self._train_seconds = None
 
@@ -89,13 +144,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self._train_seconds = time.perf_counter() - self._epoch_start
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._cut_short:
+            return  # A cut-short or diverged epoch is neither saved nor recorded.
+        bad = [k for k, v in (logs or {}).items() if not math.isfinite(float(v))]
+        bad += non_finite_weights(self.model.weights)
+        if bad:
+            self.diverged = (f"epoch {epoch + 1} ended with NaN or infinite "
+                             f"values ({', '.join(bad[:3])})")
+            self.model.stop_training = True
+            return
         elapsed = time.perf_counter() - self._epoch_start
         train_seconds = self._train_seconds or elapsed
-        path = checkpoint_path(self.model_dir, epoch + 1)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        partial = path[: -len(".keras")] + ".partial.keras"
-        self.model.save(partial)
-        os.replace(partial, path)
+        save_model_atomically(self.model, checkpoint_path(self.model_dir, epoch + 1))
         entry = {"epoch": epoch + 1, "train_seconds": train_seconds,
                  "validation_seconds": elapsed - train_seconds}
         entry.update({name: float(value) for name, value in (logs or {}).items()})
@@ -104,5 +164,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             os.path.join(self.model_dir, HISTORY_FILE), self.history
         )
         self._epoch_start = None
+        if self.stop:  # Came during validation or the save: the epoch is kept.
+            self.model.stop_training = True
         if self.patience and epochs_without_improvement(self.history) >= self.patience:
             self.model.stop_training = True

@@ -13,6 +13,7 @@ from absl import flags
 
 from recipes.common.errors import UsageError
 from recipes.common.errors import run_and_report
+from recipes.common.text_files import read_utf8
 
 flags.DEFINE_string("model_dir", None, "The training run's --model_dir (holds model.keras).")
 flags.mark_flag_as_required("model_dir")
@@ -32,8 +33,8 @@ def read_reviews(texts, input_file):
             raise UsageError(
                 f"--input_file must be an existing file. Received: input_file={input_file!r}"
             )
-        with open(input_file, encoding="utf-8") as f:
-            reviews += [line.strip() for line in f if line.strip()]
+        lines = read_utf8(input_file, "--input_file").splitlines()
+        reviews += [line.strip() for line in lines if line.strip()]
     if not reviews:
         raise UsageError(
             "give reviews to score as arguments or with --input_file. "
@@ -56,7 +57,14 @@ def load_model(model_dir):
     import keras_lstm  # noqa: F401  (registers keras_lstm.LSTM)
     import recipes.imdb_sentiment  # noqa: F401  (registers the custom objects)
 
-    return keras.models.load_model(path)
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:  # noqa: BLE001 - a damaged file, whatever the cause.
+        raise UsageError(
+            f"{path} is damaged or not a Keras model ({type(error).__name__}); "
+            "rerun the training command to write it again. "
+            f"Received: model_dir={model_dir!r}"
+        ) from None
 
 
 def positive_probabilities(model, reviews):

@@ -7,12 +7,14 @@ given, before the recipe starts any work.
 
 import csv
 import dataclasses
+import io
 import os
 
 import numpy as np
 
 from recipes.common import tfds_access
 from recipes.common.errors import UsageError
+from recipes.common.text_files import read_utf8
 
 POSITIVE_LABELS = ("positive", "pos", "1")
 NEGATIVE_LABELS = ("negative", "neg", "0")
@@ -73,8 +75,14 @@ def read_acl_imdb(data_dir):
                     f"{label_name} examples. Received: data_dir={data_dir!r}"
                 )
             for name in names:
-                with open(os.path.join(folder, name), encoding="utf-8") as f:
-                    texts.append(f.read())
+                path = os.path.join(folder, name)
+                if not os.path.isfile(path):
+                    raise UsageError(
+                        f"--data_dir: {split}/{label_name}/{name} is not a "
+                        "review file (a directory?); the folder must hold "
+                        f"only .txt files. Received: data_dir={data_dir!r}"
+                    )
+                texts.append(read_utf8(path, "--data_dir: every review"))
                 labels.append(label)
         splits[split] = _reviews(texts, labels)
     return splits
@@ -104,7 +112,8 @@ def read_csv(csv_file, seed):
             f"--csv_file must be an existing file. Received: csv_file={csv_file!r}"
         )
     csv.field_size_limit(2**30)
-    with open(csv_file, newline="", encoding="utf-8") as f:
+    # utf-8-sig: a CSV exported by Excel starts with a byte-order mark.
+    with io.StringIO(read_utf8(csv_file, "--csv_file"), newline="") as f:
         reader = csv.DictReader(f)
         columns = [c.strip().lower() for c in (reader.fieldnames or [])]
         missing = [c for c in CSV_COLUMNS if c not in columns]
@@ -188,6 +197,17 @@ def read_tfds(tfds_data_dir=""):
         ) from error
 
 
+def check_has_words(splits, source):
+    """Raises UsageError naming each non-empty split whose reviews are all blank."""
+    blank = [name for name, reviews in splits.items()
+             if len(reviews) and not any(str(t).strip() for t in reviews.texts)]
+    if blank:
+        raise UsageError(
+            f"every review of the {' and '.join(blank)} split is empty; a "
+            f"vocabulary cannot be learned from no words. Received: {source}"
+        )
+
+
 def read_reviews(config):
     """Reads train and test reviews from the source the config names."""
     if config.data_dir and config.csv_file:
@@ -196,7 +216,13 @@ def read_reviews(config):
             f"data_dir={config.data_dir!r}, csv_file={config.csv_file!r}"
         )
     if config.data_dir:
-        return read_acl_imdb(config.data_dir)
-    if config.csv_file:
-        return read_csv(config.csv_file, config.seed)
-    return read_tfds(config.tfds_data_dir)
+        splits = read_acl_imdb(config.data_dir)
+        source = f"data_dir={config.data_dir!r}"
+    elif config.csv_file:
+        splits = read_csv(config.csv_file, config.seed)
+        source = f"csv_file={config.csv_file!r}"
+    else:
+        splits = read_tfds(config.tfds_data_dir)
+        source = "TFDS imdb_reviews"
+    check_has_words(splits, source)
+    return splits

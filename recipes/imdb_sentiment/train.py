@@ -16,6 +16,7 @@ under the chosen tf.distribute strategy and leaves in model_dir:
 
 import dataclasses
 import json
+import math
 import os
 
 import keras
@@ -23,6 +24,10 @@ import keras
 from recipes.common import outputs
 from recipes.common import workers
 from recipes.common.errors import UsageError
+from recipes.common.model_dir import check_model_dir
+from recipes.common.run_lock import run_lock
+from recipes.common.signals import Stopped
+from recipes.common.signals import stop_requests
 from recipes.common.strategy import make_strategy
 from recipes.common.strategy import set_precision
 from recipes.imdb_sentiment import callbacks as callbacks_lib
@@ -51,6 +56,15 @@ def check_same_run(config, model_dir):
         for name in set(saved) | set(current)
         if name not in RESUMABLE_CHANGES and saved.get(name) != current.get(name)
     )
+    if (saved.get("learning_rate_schedule") == "cosine"
+            and saved.get("epochs") != current["epochs"]):
+        raise UsageError(
+            "--epochs cannot change in a run whose cosine learning-rate "
+            f"schedule was fixed for {saved.get('epochs')} epochs (the extra "
+            "epochs would train at learning rate 0); use a new --model_dir, "
+            f"or --learning_rate_schedule=constant. Received: epochs="
+            f"{current['epochs']} (saved: {saved.get('epochs')})"
+        )
     if changed:
         raise UsageError(
             "--model_dir already holds a run with other settings, which its "
@@ -74,24 +88,41 @@ def load_splits(config):
     return splits
 
 
-def _vocabulary(config, model_dir, out_dir, train_texts):
-    """The saved vocabulary of this run, or one adapted on the training text."""
+def _vocabulary(config, model_dir, train_texts):
+    """The saved vocabulary of this run, or one adapted on the training text.
+
+    Writes nothing (see `_write_run_files`); a vocabulary without a single
+    word is refused.
+    """
     path = os.path.join(model_dir, VOCABULARY_FILE)
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
     vectorizer = text.make_vectorizer(config.vocab_size, keep_marks=config.keep_marks)
     words = [str(w) for w in input_pipeline.adapt_vocabulary(vectorizer, train_texts)]
-    outputs.write_json_atomically(os.path.join(out_dir, VOCABULARY_FILE), words)
+    if not words:
+        raise UsageError(
+            "the training reviews hold no words to learn a vocabulary from "
+            "(after lower-casing and dropping punctuation). Received: "
+            f"{len(train_texts)} training reviews"
+        )
     return words
 
 
-def _callbacks(config, model_dir, history, vectorizer, validation):
+def _write_run_files(config, model_dir, out_dir, vocabulary):
+    """config.json and vocabulary.json (into out_dir), once every input is checked."""
+    for name, payload in ((CONFIG_FILE, dataclasses.asdict(config)),
+                          (VOCABULARY_FILE, vocabulary)):
+        if not os.path.exists(os.path.join(model_dir, name)):
+            outputs.write_json_atomically(os.path.join(out_dir, name), payload)
+
+
+def _callbacks(config, model_dir, history, vectorizer, validation, stop):
     log_dir = os.path.join(model_dir, "logs")
     found = [
         callbacks_lib.EpochSummaries(log_dir),
         checkpoints.EpochCheckpoint(
-            model_dir, history, config.early_stopping_patience
+            model_dir, history, config.early_stopping_patience, stop
         ),
     ]
     if config.gate_heatmaps:
@@ -114,18 +145,19 @@ def _make_datasets(config, splits, vectorizer):
     }
 
 
-def _restore_or_build(config, model_dir, done, vocab_size, train_examples):
-    """The classifier after `done` epochs: from its checkpoint, or a new one."""
-    if done:
-        print(f"Resuming after epoch {done} from {model_dir}.")
-        return keras.models.load_model(checkpoints.checkpoint_path(model_dir, done))
+def _restore_or_build(config, model_dir, history, vocab_size, train_examples):
+    """(classifier, history): the newest intact checkpoint's, or a new one."""
+    classifier, history = checkpoints.load_newest_intact(model_dir, history)
+    if classifier is not None:
+        print(f"Resuming after epoch {len(history)} from {model_dir}.")
+        return classifier, history
     classifier = model_lib.build_classifier(config, vocab_size)
     model_lib.compile_classifier(
         classifier,
         model_lib.learning_rate_schedule(config, train_examples),
         config.clipnorm,
     )
-    return classifier
+    return classifier, history
 
 
 def _export(config, vocabulary, checkpoint, model_dir):
@@ -136,10 +168,22 @@ def _export(config, vocabulary, checkpoint, model_dir):
         ),
         keras.models.load_model(checkpoint, compile=False),
     )
-    path = os.path.join(model_dir, "model.keras")
-    partial = path[: -len(".keras")] + ".partial.keras"
-    end_to_end.save(partial)
-    os.replace(partial, path)
+    outputs.save_model_atomically(end_to_end, os.path.join(model_dir, "model.keras"))
+
+
+def _raise_if_cut_short(epoch_checkpoint, model_dir, history, stop):
+    """A FloatingPointError or Stopped if fit ended on a NaN or a signal."""
+    saved = (f"epochs 1-{len(history)} are saved in "
+             f"{os.path.join(model_dir, checkpoints.CHECKPOINT_DIR)}"
+             if history else "no epoch had been saved yet")
+    if epoch_checkpoint.diverged:
+        raise FloatingPointError(
+            f"{epoch_checkpoint.diverged}; stopped without saving it ({saved}). "
+            "Lower --learning_rate or --clipnorm and train in a new --model_dir")
+    if stop:
+        raise Stopped(f"{stop.name}: stopped during epoch {len(history) + 1} ("
+                      f"{saved}); rerun the same command to resume from epoch "
+                      f"{len(history) + 1}", stop.exit_status)
 
 
 def train_and_evaluate(config, model_dir):
@@ -147,8 +191,16 @@ def train_and_evaluate(config, model_dir):
 
     Returns:
         The metrics written to model_dir/metrics.json.
+
+    Raises:
+        UsageError: bad input, before anything is written; or another run
+            holds model_dir.
+        FloatingPointError: the loss or the weights became NaN or infinite;
+            only finite epochs are saved, nothing is exported.
+        Stopped: SIGINT or SIGTERM arrived; the completed epochs are saved.
     """
     # Checks: nothing below writes until all of them passed.
+    check_model_dir(model_dir)
     if config.epochs < 1:
         raise UsageError(f"--epochs must be >= 1. Received: epochs={config.epochs}")
     model_lib.lstm_class(config.cell)
@@ -163,41 +215,48 @@ def train_and_evaluate(config, model_dir):
     # Only the chief writes to model_dir; other workers write to a temporary
     # directory (every worker reads and resumes from model_dir).
     out_dir = workers.output_dir(strategy, model_dir)
+    vocabulary = _vocabulary(config, model_dir, splits["train"].texts.astype(str))
+    # Signals are deferred from before the lock is taken (chief only).
+    with stop_requests() as stop, run_lock(model_dir):
+        return _train(config, model_dir, out_dir, splits, strategy, policy,
+                      vocabulary, stop)
 
-    os.makedirs(out_dir, exist_ok=True)
-    if not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
-        outputs.write_json_atomically(
-            os.path.join(out_dir, CONFIG_FILE), dataclasses.asdict(config))
+
+def _train(config, model_dir, out_dir, splits, strategy, policy, vocabulary,
+           stop):
+    """The run itself, once every input is checked and model_dir is locked."""
+    _write_run_files(config, model_dir, out_dir, vocabulary)
     outputs.log_config_text(
         os.path.join(out_dir, "logs", "config"), dataclasses.asdict(config)
     )
-    vocabulary = _vocabulary(
-        config, model_dir, out_dir, splits["train"].texts.astype(str))
     vectorizer = text.make_vectorizer(
         config.vocab_size, vocabulary=vocabulary, keep_marks=config.keep_marks
     )
     datasets = _make_datasets(config, splits, vectorizer)
 
-    history, done = checkpoints.resume_point(model_dir)
-    workers.check_same_position(strategy, done, "epochs", model_dir)
+    history, _ = checkpoints.resume_point(model_dir)
     with strategy.scope():
-        classifier = _restore_or_build(
-            config, model_dir, done, vectorizer.vocabulary_size(),
+        classifier, history = _restore_or_build(
+            config, model_dir, history, vectorizer.vocabulary_size(),
             len(splits["train"]),
         )
+    done = len(history)
+    workers.check_same_position(strategy, done, "epochs", model_dir)
     multi_worker.patch_for_multi_worker(classifier)
     patience = config.early_stopping_patience
     stopped = patience and checkpoints.epochs_without_improvement(history) >= patience
     if done < config.epochs and not stopped:
+        callbacks = _callbacks(
+            config, out_dir, history, vectorizer, splits["validation"], stop
+        )
         classifier.fit(
             datasets["train"],
             validation_data=datasets["validation"],
             epochs=config.epochs,
             initial_epoch=done,
-            callbacks=_callbacks(
-                config, out_dir, history, vectorizer, splits["validation"]
-            ),
+            callbacks=callbacks,
         )
+        _raise_if_cut_short(callbacks[1], model_dir, history, stop)
 
     best = checkpoints.best_entry(history)
     # This process's own copy if it saved that epoch (a multi-worker worker
@@ -209,6 +268,10 @@ def train_and_evaluate(config, model_dir):
         best_classifier = keras.models.load_model(best_path)
     multi_worker.patch_for_multi_worker(best_classifier)
     test = best_classifier.evaluate(datasets["test"], return_dict=True)
+    if not all(math.isfinite(value) for value in test.values()):
+        raise FloatingPointError(
+            f"the best epoch's test figures are not finite ({test}); nothing "
+            "was exported")
     _export(config, vocabulary, best_path, out_dir)
 
     train_seconds = sum(entry["train_seconds"] for entry in history)
