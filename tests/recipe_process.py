@@ -54,3 +54,43 @@ def wait_for_file(process, path, timeout=240):
         assert time.monotonic() < deadline, f"{path} never appeared"
         assert process.poll() is None, process.communicate()[1][-3000:]
         time.sleep(0.2)
+
+
+def check_second_run_refused(module, flags, model_dir, stop_signal):
+    """Starts a run, checks a second one on model_dir is refused, stops the first.
+
+    Returns the first run's (exit status, stderr) after `stop_signal`.
+    """
+    first = start(module, *flags)
+    try:
+        wait_for_lock(first, model_dir)
+        second = run(module, *flags)
+        assert second.returncode == 2, second.stderr[-3000:]
+        assert f"another run is using --model_dir (process {first.pid}" in (
+            second.stderr)
+        assert "Traceback" not in second.stderr
+        assert first.poll() is None  # The first run goes on.
+    finally:
+        first.send_signal(stop_signal)
+        _, stderr = first.communicate(timeout=120)
+    return first.returncode, stderr
+
+
+_KILL_DURING_MODEL_SAVE = """
+import os, runpy, signal, sys, zipfile
+writestr = zipfile.ZipFile.writestr
+def die_while_saving(self, name, *args, **kwargs):
+    target = os.path.basename(str(self.filename))
+    if "model.keras" in target and str(name).endswith(".weights.h5"):
+        self.fp.flush()  # Config written, weights not yet: then kill -9.
+        os.kill(os.getpid(), signal.SIGKILL)
+    writestr(self, name, *args, **kwargs)
+zipfile.ZipFile.writestr = die_while_saving
+sys.argv = [sys.argv[1]] + sys.argv[2:]
+runpy.run_module(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_killed_during_model_save(module, *args):
+    """Runs the recipe, killed (SIGKILL) halfway through writing model.keras."""
+    return run_code(_KILL_DURING_MODEL_SAVE, module, *args)

@@ -110,19 +110,10 @@ def test_a_second_run_on_the_same_model_dir_is_refused(tmp_path, text_file):
     model_dir = tmp_path / "run"
     flags = _flags(model_dir, text_file, "--train_steps=1000000",
                    "--checkpoint_every=1000000", "--eval_every=1000000")
-    first = recipe_process.start(MODULE, *flags)
-    try:
-        recipe_process.wait_for_lock(first, model_dir)
-        second = recipe_process.run(MODULE, *flags)
-        assert second.returncode == 2, second.stderr[-3000:]
-        assert f"another run is using --model_dir (process {first.pid}" in (
-            second.stderr)
-        assert "Traceback" not in second.stderr
-        assert first.poll() is None  # The first run goes on.
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=120)
-    assert first.returncode == 143
+    status, stderr = recipe_process.check_second_run_refused(
+        MODULE, flags, model_dir, signal.SIGTERM)
+    assert status == 143, stderr[-3000:]
+    assert "Traceback" not in stderr
 
 
 def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, text_file):
@@ -139,20 +130,6 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, text_file):
     assert "no longer runs; taking it over" in second.stderr
 
 
-KILL_DURING_MODEL_SAVE = """
-import os, runpy, signal, sys, zipfile
-writestr = zipfile.ZipFile.writestr
-def die_while_saving(self, name, *args, **kwargs):
-    if str(name).endswith(".weights.h5"):  # Config written, weights not yet.
-        self.fp.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
-    writestr(self, name, *args, **kwargs)
-zipfile.ZipFile.writestr = die_while_saving
-sys.argv = ["recipes.char_lm"] + sys.argv[1:]
-runpy.run_module("recipes.char_lm", run_name="__main__")
-"""
-
-
 def test_kill_during_the_final_save_keeps_the_previous_model(
         tmp_path, text_file):
     model_dir = tmp_path / "run"
@@ -161,7 +138,7 @@ def test_kill_during_the_final_save_keeps_the_previous_model(
     assert first.returncode == 0, first.stderr[-3000:]
     saved = (model_dir / "model.keras").read_bytes()
     metrics = (model_dir / "metrics.json").read_bytes()
-    killed = recipe_process.run_code(KILL_DURING_MODEL_SAVE, *_flags(
+    killed = recipe_process.run_killed_during_model_save(MODULE, *_flags(
         model_dir, text_file, "--train_steps=4"))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert list(model_dir.glob(".model.keras.*.partial.keras"))  # Killed mid-save.

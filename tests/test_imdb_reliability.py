@@ -100,18 +100,9 @@ def test_a_second_run_on_the_same_model_dir_is_refused(tmp_path, data_dir):
     model_dir = tmp_path / "run"
     flags = _flags(model_dir, data_dir, "--epochs=100000",
                    "--learning_rate_schedule=constant")
-    first = recipe_process.start(MODULE, *flags)
-    try:
-        recipe_process.wait_for_lock(first, model_dir)
-        second = recipe_process.run(MODULE, *flags)
-        assert second.returncode == 2, second.stderr[-3000:]
-        assert f"another run is using --model_dir (process {first.pid}" in (
-            second.stderr)
-        assert first.poll() is None
-    finally:
-        first.send_signal(signal.SIGINT)
-        _, stderr = first.communicate(timeout=120)
-    assert first.returncode == 130, stderr[-3000:]
+    status, stderr = recipe_process.check_second_run_refused(
+        MODULE, flags, model_dir, signal.SIGINT)
+    assert status == 130, stderr[-3000:]
     assert "Traceback" not in stderr
 
 
@@ -142,21 +133,6 @@ def test_a_signal_keeps_the_completed_epochs_and_exits_cleanly(
     assert json.loads((model_dir / "metrics.json").read_text())["epochs"] == done + 1
 
 
-KILL_DURING_EXPORT = """
-import os, runpy, signal, sys, zipfile
-writestr = zipfile.ZipFile.writestr
-def die_while_exporting(self, name, *args, **kwargs):
-    target = os.path.basename(str(self.filename))
-    if "model.keras" in target and str(name).endswith(".weights.h5"):
-        self.fp.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
-    writestr(self, name, *args, **kwargs)
-zipfile.ZipFile.writestr = die_while_exporting
-sys.argv = ["recipes.imdb_sentiment"] + sys.argv[1:]
-runpy.run_module("recipes.imdb_sentiment", run_name="__main__")
-"""
-
-
 def test_kill_during_the_export_keeps_the_previous_model(tmp_path, data_dir):
     model_dir = tmp_path / "run"
     flags = _flags(model_dir, data_dir, "--learning_rate_schedule=constant")
@@ -164,7 +140,7 @@ def test_kill_during_the_export_keeps_the_previous_model(tmp_path, data_dir):
     assert first.returncode == 0, first.stderr[-3000:]
     exported = (model_dir / "model.keras").read_bytes()
     metrics = (model_dir / "metrics.json").read_bytes()
-    killed = recipe_process.run_code(KILL_DURING_EXPORT, *flags, "--epochs=2")
+    killed = recipe_process.run_killed_during_model_save(MODULE, *flags, "--epochs=2")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert list(model_dir.glob(".model.keras.*.partial.keras"))  # Killed mid-save.
     assert (model_dir / "model.keras").read_bytes() == exported
