@@ -7,6 +7,8 @@ from keras_lstm.cell import lstm_equations
 from keras_lstm.layer import LSTM
 from keras_lstm.convert import from_torch_lstm
 from keras_lstm.convert import to_torch_lstm
+from keras_lstm.convert_tfa import from_tfa_layer_norm_lstm
+from keras_lstm.convert_tfa import from_tfa_peephole_lstm
 from keras_lstm.initializers import ChronoInitializer
 from keras_lstm.introspect import GateHeatmapCallback
 from keras_lstm.introspect import GateTrace
@@ -43,6 +45,8 @@ __all__ = [
     "ProjectionLSTMCell",
     "ZoneoutLSTM",
     "ZoneoutLSTMCell",
+    "from_tfa_layer_norm_lstm",
+    "from_tfa_peephole_lstm",
     "from_torch_lstm",
     "gate_trace",
     "lstm_equations",

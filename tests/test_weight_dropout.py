@@ -176,3 +176,23 @@ def test_the_cell_in_keras_rnn_drops_its_recurrent_kernel():
 def test_bad_rate_is_rejected(rate):
     with pytest.raises((ValueError, TypeError), match="recurrent_weight_dropout"):
         keras_lstm.LSTM(UNITS, recurrent_weight_dropout=rate)
+
+
+@pytest.mark.parametrize(
+    "cell_class", [keras_lstm.LayerNormLSTMCell, keras_lstm.PeepholeLSTMCell,
+                   keras_lstm.ProjectionLSTMCell],
+)
+def test_variant_cells_drop_their_recurrent_kernel(cell_class):
+    """Training with the rate equals the cell without it on the masked kernel."""
+    extra = {}
+    if cell_class is keras_lstm.ProjectionLSTMCell:
+        extra["projection_units"] = UNITS  # recurrent_kernel (UNITS, 4 UNITS)
+    dropped = keras.layers.RNN(cell_class(
+        UNITS, recurrent_weight_dropout=RATE, seed=SEED, **extra))
+    plain = keras.layers.RNN(cell_class(UNITS, **extra))
+    x = random_inputs(BATCH, STEPS, FEATURES)
+    weights = build_random(dropped, x.shape)
+    plain.build(x.shape)
+    assert dropped.weights[1].name == "recurrent_kernel"
+    plain.set_weights([weights[0], weights[1] * _first_mask()] + weights[2:])
+    np.testing.assert_allclose(dropped(x, training=True), plain(x), atol=ATOL)
