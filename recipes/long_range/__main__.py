@@ -14,6 +14,7 @@ from absl import flags
 from absl import logging
 
 from recipes.common.errors import run_and_report
+from recipes.common.errors import stop_statuses
 from recipes.common.validators import require_above
 from recipes.common.validators import require_at_least
 from recipes.long_range import config as config_lib
@@ -148,7 +149,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Not one line per checkpoint.
     from recipes.long_range import train  # Imports TensorFlow.
 
-    metrics = train.train_and_evaluate(config, FLAGS.model_dir)
+    with stop_statuses():
+        metrics = train.train_and_evaluate(config, FLAGS.model_dir)
     print(f"test MSE by length: {metrics['test_mse']} "
           f"(baseline {metrics['baseline_mse']:.3f}); "
           f"wall time {metrics['wall_seconds_this_invocation']:.0f}s; "

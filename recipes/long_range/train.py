@@ -23,7 +23,14 @@ import tensorflow as tf
 
 import keras_lstm
 from recipes.common import summaries
+from recipes.common.checkpoints import checkpoint_numbers
+from recipes.common.checkpoints import restore_newest_intact
 from recipes.common.errors import UsageError
+from recipes.common.finite import non_finite_weights
+from recipes.common.model_dir import check_model_dir
+from recipes.common.run_lock import run_lock
+from recipes.common.signals import Stopped
+from recipes.common.signals import stop_requests
 from recipes.common.outputs import log_config_text
 from recipes.common.outputs import write_json_atomically
 from recipes.common.outputs import write_metrics
@@ -45,6 +52,13 @@ def train_and_evaluate(config, model_dir):
 
     Returns:
         The metrics written to metrics.json.
+
+    Raises:
+        UsageError: bad settings or files, before anything is written; or
+            another run holds model_dir.
+        FloatingPointError: a loss or a weight became NaN or infinite; the
+            pair is not recorded, its last finite checkpoint stays the latest.
+        Stopped: SIGINT or SIGTERM arrived; the pair's checkpoint was saved.
     """
     validate(config)
     results_path = os.path.join(model_dir, "results.json")
@@ -52,6 +66,12 @@ def train_and_evaluate(config, model_dir):
     for length in config.lengths:
         for name in config.models:
             _check_run_settings(_run_dir(model_dir, length, name), config)
+    with stop_requests() as stop, run_lock(model_dir):
+        return _run_all(config, model_dir, results, results_path, stop)
+
+
+def _run_all(config, model_dir, results, results_path, stop):
+    """Trains every pair not finished yet, then plots; model_dir is locked."""
     log_dir = os.path.join(model_dir, "logs")
     log_config_text(log_dir, {"model_dir": model_dir, **_as_json(config)})
     started = time.time()
@@ -63,7 +83,7 @@ def train_and_evaluate(config, model_dir):
                 print(f"T={length} {name}: finished earlier, "
                       f"test MSE {previous['test_mse']:.4f} (skipped)")
                 continue
-            entry = _train_one(config, name, length, model_dir)
+            entry = _train_one(config, name, length, model_dir, stop)
             results["runs"].setdefault(key, {})[name] = entry
             write_json_atomically(results_path, results)
     figures = _write_plots(config, results, model_dir, log_dir)
@@ -72,7 +92,7 @@ def train_and_evaluate(config, model_dir):
     return metrics
 
 
-def _train_one(config, name, length, model_dir):
+def _train_one(config, name, length, model_dir, stop):
     """Trains one model at one length; returns its results.json entry."""
     run_dir = _run_dir(model_dir, length, name)
     os.makedirs(run_dir, exist_ok=True)
@@ -97,11 +117,10 @@ def _train_one(config, name, length, model_dir):
     checkpoint = tf.train.Checkpoint(
         model=model, optimizer=optimizer, step=step, seconds=seconds
     )
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=2
-    )
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+    manager, restored = restore_newest_intact(
+        checkpoint, os.path.join(run_dir, "checkpoints"), 2,
+        finish=lambda status: status.assert_consumed())
+    if restored:
         print(f"T={length} {name}: resumed from step {int(step.numpy())}")
     elif heatmaps:
         heatmaps.write(0)
@@ -120,7 +139,25 @@ def _train_one(config, name, length, model_dir):
     stopped_by = "train_steps"
     losses = []
     resumed_at = time.time() - float(seconds.numpy())
-    while int(step.numpy()) < config.train_steps:
+
+    def save():
+        """Checkpoints the pair, never with a non-finite weight."""
+        seconds.assign(time.time() - resumed_at)
+        bad = non_finite_weights(model.weights + optimizer.variables)
+        if bad:
+            raise diverged(f"the weights became NaN or infinite ({bad[0]})")
+        manager.save(checkpoint_number=int(step.numpy()))
+
+    def diverged(what):
+        kept = (f"the latest checkpoint, {manager.latest_checkpoint}, holds "
+                "the last finite weights" if manager.latest_checkpoint
+                else "no checkpoint had been saved yet")
+        return FloatingPointError(
+            f"T={length} {name}: {what} by step {int(step.numpy())}; stopped "
+            f"without saving or recording the pair ({kept}). Lower "
+            "--learning_rate or --clipnorm and train in a new --model_dir")
+
+    while int(step.numpy()) < config.train_steps and not stop:
         if time.time() - resumed_at >= budget:
             stopped_by = "max_minutes"
             break
@@ -128,6 +165,8 @@ def _train_one(config, name, length, model_dir):
         x, y = data.training_batch(config.seed, length, current, config.batch_size)
         losses.append(float(train_step(x, y)))
         step.assign_add(1)
+        if not np.isfinite(losses[-1]):
+            raise diverged(f"the training loss became {losses[-1]}")
         current += 1
         if current % config.log_every == 0:
             with writer.as_default(step=current):
@@ -136,6 +175,8 @@ def _train_one(config, name, length, model_dir):
                 )
         if current % config.eval_every == 0 or current == config.train_steps:
             val_mse = float(mse(val_x, val_y))
+            if not np.isfinite(val_mse):
+                raise diverged(f"the validation MSE became {val_mse}")
             seconds.assign(time.time() - resumed_at)
             row = {
                 "step": current,
@@ -146,7 +187,7 @@ def _train_one(config, name, length, model_dir):
             history.append(row)
             with writer.as_default(step=current):
                 summaries.write_scalar("validation/mse", val_mse, current)
-            manager.save(checkpoint_number=current)
+            save()
             write_json_atomically(history_path, history)
             print(f"T={length} {name}: step {current}/{config.train_steps} "
                   f"loss {row['train_loss']:.4f} val MSE {val_mse:.4f} "
@@ -155,14 +196,19 @@ def _train_one(config, name, length, model_dir):
             if val_mse < config.stop_mse:
                 stopped_by = "stop_mse"
                 break
-    seconds.assign(time.time() - resumed_at)
-    manager.save(checkpoint_number=int(step.numpy()))
+    save()
     writer.close()
+    if stop:
+        raise Stopped(f"{stop.name}: T={length} {name} saved a checkpoint at "
+                      f"step {int(step.numpy())}; rerun the same command to "
+                      "resume", stop.exit_status)
 
     if heatmaps:
         heatmaps.write(int(step.numpy()))
         heatmaps.on_train_end()
     test_mse = float(mse(test_x, test_y))
+    if not np.isfinite(test_mse):
+        raise diverged(f"the test MSE became {test_mse}")
     # What predicting the mean target, 1, scores on these very sequences.
     test_baseline_mse = float(np.mean(np.square(test_y - 1.0)))
     norms_trained = gradients.input_gradient_norms(model, grad_x, grad_y)
@@ -297,6 +343,14 @@ def _check_run_settings(run_dir, config):
     wanted = config.settings()
     fixed = [k for k in wanted if k not in _BUDGET_SETTINGS]
     changed = {k: saved.get(k) for k in fixed if saved.get(k) != wanted[k]}
+    trained = checkpoint_numbers(os.path.join(run_dir, "checkpoints"))
+    if trained and trained[-1] > config.train_steps:
+        raise UsageError(
+            f"{run_dir} has already trained {trained[-1]} steps, more than "
+            "--train_steps; its figures would not match the flag. Use "
+            f"--train_steps >= {trained[-1]}, or a new --model_dir. "
+            f"Received: train_steps={config.train_steps}"
+        )
     if changed:
         raise UsageError(
             f"{run_dir} holds a run made with other settings "
@@ -307,10 +361,7 @@ def _check_run_settings(run_dir, config):
 
 
 def _load_results(model_dir, results_path):
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise UsageError(
-            f"model_dir must be a directory. Received: model_dir={model_dir!r}"
-        )
+    check_model_dir(model_dir)
     return _read_json(results_path, default={"runs": {}})
 
 
