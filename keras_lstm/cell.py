@@ -77,7 +77,8 @@ class LSTMCell(keras.layers.LSTMCell):
         dropout: Float in [0, 1), fraction of the inputs dropped; one mask for
             all time steps of a sequence.
         recurrent_dropout: Float in [0, 1), fraction of h_{t-1} dropped; one
-            mask for all time steps of a sequence.
+            mask per gate (Keras's implementation=1) for all time steps of
+            a sequence.
         recurrent_weight_dropout: Float in [0, 1), fraction of the entries
             of `recurrent_kernel` dropped (DropConnect, as in AWD-LSTM, Merity
             et al., 2017): one mask per call, drawn before the sequence runs,

@@ -298,7 +298,7 @@ class LSTM(keras.layers.LSTM):
         path = self.implementation_path
         if (
             path == "fused"
-            and self.implementation == "auto"
+            and dispatch.check_implementation(self.implementation) == "auto"
             and dispatch.auto_prefers_step(
                 sequences.shape[-1], self.units, sequences.shape[0],
                 self._auto_loops(training),

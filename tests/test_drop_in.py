@@ -216,3 +216,17 @@ def test_nan_at_masked_steps_gives_finite_gradients(path, monkeypatch):
     assert not np.isfinite(keras_nan_grads[1]).all()  # Keras: NaN kernel grad.
     assert_all_close(our_out, their_out, "outputs and states")
     assert_all_close(our_grads, their_grads, "gradients")
+
+
+def test_keras_integers_choose_paths_as_auto(monkeypatch):
+    """Inference with more features than units on the XLA loops runs step
+    by step under "auto" (dispatch.inference_prefers_step); so with 0/1/2."""
+    monkeypatch.setattr(keras_lstm.native, "available", lambda: False)
+    calls = []
+    step = keras.layers.RNN.inner_loop
+    monkeypatch.setattr(keras.layers.RNN, "inner_loop",
+                        lambda *a, **k: calls.append(1) or step(*a, **k))
+    x = np.ones((BATCH, STEPS, 2 * UNITS), "float32")
+    for value in ("auto", 2):
+        keras_lstm.LSTM(UNITS, implementation=value)(x)
+    assert len(calls) == 2
