@@ -224,3 +224,13 @@ def test_variants_convert_unfused(variant):
     x = sequences(2, 8, 4)
     np.testing.assert_allclose(
         run(content, {"x": x})[0], model.predict(x, verbose=0), atol=1e-5, rtol=0)
+
+
+def test_keras_litert_export_with_a_fixed_batch(tmp_path):
+    model = embedding_model(2, 9, mask_zero=True, return_sequences=False)
+    path = str(tmp_path / "model.tflite")
+    model.export(path, format="litert", verbose=False,
+                 input_signature=[tf.TensorSpec((2, 9), tf.int32, name="ids")])
+    with open(path, "rb") as f:
+        content = f.read()
+    check(model, {"ids": token_ids(2, 9, [9, 3])}, content=content)
