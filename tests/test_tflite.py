@@ -234,3 +234,10 @@ def test_keras_litert_export_with_a_fixed_batch(tmp_path):
     with open(path, "rb") as f:
         content = f.read()
     check(model, {"ids": token_ids(2, 9, [9, 3])}, content=content)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 1.0, "1"])
+def test_fixed_batch_rejects_what_is_not_a_positive_int(batch_size):
+    model = keras.Sequential([keras.Input((3, 2)), keras_lstm.LSTM(2)])
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        tflite.fixed_batch(model, batch_size)
