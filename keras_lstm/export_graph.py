@@ -36,6 +36,7 @@ import functools
 import itertools
 import threading
 import uuid
+import warnings
 
 import keras
 import tensorflow as tf
@@ -77,8 +78,29 @@ def applies(layer, mask, training):
         return False  # Training graphs need the layer's dropout and gradients.
     if not tracing.graph_may_be_saved(training) or export_blockers(layer):
         return False
-    return (mask is None or getattr(_scope, "active", False)
-            or tracing._stack_has(_TFLITE_CONVERTERS))
+    for_tflite = (getattr(_scope, "active", False)
+                  or tracing._stack_has(_TFLITE_CONVERTERS))
+    return mask is None or for_tflite
+
+
+def warn_open_batch(layer, sequences):
+    """Warns when a graph bound for TFLite has an open batch size.
+
+    TFLite fuses the LSTM only for a static batch; otherwise the converter
+    fails deep inside (on `TensorListReserve`) or needs Flex ops. (Raising
+    here would not reach the user: the converter catches errors of its first
+    attempt and retries another way, which then fails obscurely.)
+    """
+    if sequences.shape[0] is None and tracing._stack_has(_TFLITE_CONVERTERS):
+        warnings.warn(
+            f"Layer '{layer.name}' is converted to TFLite with an unknown "
+            "batch size; TFLite's fused LSTM op needs a fixed one. Use "
+            "keras_lstm.tflite.convert(model, batch_size=1), build the model "
+            "on keras.Input(batch_shape=(batch, timesteps, features)), or "
+            "pass a fixed input_signature to model.export. Received: "
+            f"inputs.shape={tuple(sequences.shape)}",
+            stacklevel=2,
+        )
 
 
 def export_blockers(layer):
@@ -182,6 +204,7 @@ def lstm_sequence(layer, sequences, initial_state, mask):
 
     Returns ``(last_output, outputs, [h, c])`` as `keras.layers.RNN.inner_loop`.
     """
+    warn_open_batch(layer, sequences)
     cell = layer.cell
     h0, c0 = initial_state
     kernel, recurrent_kernel = cell.kernel, cell.recurrent_kernel

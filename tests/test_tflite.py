@@ -241,3 +241,10 @@ def test_fixed_batch_rejects_what_is_not_a_positive_int(batch_size):
     model = keras.Sequential([keras.Input((3, 2)), keras_lstm.LSTM(2)])
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         tflite.fixed_batch(model, batch_size)
+
+
+def test_an_open_batch_size_warns_before_the_converter_fails():
+    model = keras.Sequential([keras.Input((5, 3)), keras_lstm.LSTM(4)])
+    with pytest.warns(UserWarning, match="needs a fixed one.*batch_size=1"):
+        with pytest.raises(Exception):
+            tf.lite.TFLiteConverter.from_keras_model(model).convert()
