@@ -2,6 +2,8 @@
 
 import dataclasses
 import os
+import subprocess
+import sys
 
 import numpy as np
 import keras
@@ -38,6 +40,15 @@ def test_char_lm_tflite_sampler_gives_the_keras_sampler_text(tmp_path):
         want = generation.sample_run(model_dir, "Fir", 80, 0.8, seed)
         got = tflite_sampler.generate(content, vocab, "Fir", 80, 0.8, seed)
         assert got == want
+    # The command line prints the same text (flags as char_lm.sample's).
+    printed = subprocess.run(
+        [sys.executable, "-m", "recipes.char_lm.tflite_sampler",
+         f"--model_dir={model_dir}", "--prime=Fir", "--length=80", "--seed=2"],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        capture_output=True, text=True, check=True, timeout=300,
+    ).stdout
+    assert printed == want + "\n"
 
 
 def test_imdb_export_writes_fused_float_and_int8_models(tmp_path):

@@ -15,8 +15,6 @@ import os
 from absl import app
 from absl import flags
 
-# The same flags as `python -m recipes.char_lm.sample` (defined there).
-from recipes.char_lm import sample  # noqa: F401
 from recipes.common.errors import UsageError
 from recipes.common.errors import run_and_report
 
@@ -76,4 +74,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # The same flags as `python -m recipes.char_lm.sample`, which defines them
+    # on import (only here: a test process may hold other recipes' flags).
+    from recipes.char_lm import sample  # noqa: F401
     app.run(lambda argv: run_and_report(main, argv))
