@@ -25,10 +25,16 @@ besides the outputs with standard ops around the call:
   the rows that have them come out as NaN, so that no wrong number passes
   silently. Masked layers take this form only in graphs bound for TFLite
   (see `masks_as_lengths`); other saved graphs keep the plain loops.
+- a single step (T = 1, as in a one-step sampling model) has no time loop to
+  fuse: it is the cell's step on plain ops (FULLY_CONNECTED and element-wise),
+  which also gives c_T without the second copy of the weights that the
+  closed form below needs.
 - the final cell state c_T (``return_state``, stateful layers): every step's
   gates follow from the known h_{t-1} in one matmul, and the linear recurrence
   ``c_t = f_t c_{t-1} + i_t ĉ_t`` sums in closed form with a reversed
-  cumulative sum of ``log f``.
+  cumulative sum of ``log f``. This stores the layer's weights a second time
+  in the .tflite (the fused op keeps its own, split per gate); without
+  return_state the converter prunes it.
 """
 
 import contextlib
@@ -199,6 +205,19 @@ def _final_cell_state(x, hs, h0, c0, kernel, recurrent_kernel, bias, valid):
             + c0 * tf.exp(tf.reduce_sum(log_f, axis=1)))
 
 
+def _single_step(x, h0, c0, kernel, recurrent_kernel, bias, mask):
+    """One step (T = 1) as plain ops: nothing to fuse, and c without a
+    second copy of the weights (see the module docstring)."""
+    z = tf.matmul(x[:, 0], kernel) + tf.matmul(h0, recurrent_kernel) + bias
+    gates = lstm_equations(z, c0)
+    h, c, output = gates.h, gates.c, gates.h
+    if mask is not None:
+        kept = tf.cast(mask, tf.bool)[:, :1]  # (B, 1)
+        h, c = tf.where(kept, h, h0), tf.where(kept, c, c0)
+        output = tf.where(kept, output, tf.zeros_like(output))
+    return output, output[:, None], [h, c]
+
+
 def lstm_sequence(layer, sequences, initial_state, mask):
     """The export graph of `layer` (see the module docstring).
 
@@ -214,6 +233,8 @@ def lstm_sequence(layer, sequences, initial_state, mask):
                tf.convert_to_tensor(bias))
     if isinstance(mask, (list, tuple)):
         mask = mask[0]
+    if sequences.shape[1] == 1:
+        return _single_step(sequences, h0, c0, *weights, mask)
     if mask is None:
         last_output, outputs, *_ = keras_lstm_composite(layer.go_backwards)(
             sequences, *_fresh_states(sequences, h0, c0), *weights

@@ -25,15 +25,19 @@ def run(content, feeds):
     return [got[f"output_{index}"] for index in range(len(got))]
 
 
-def check(model, feeds, atol=1e-5, content=None):
-    """Converts `model` (unless `content`), checks the ops and the outputs."""
+def check(model, feeds, atol=1e-5, content=None, fused=None):
+    """Converts `model` (unless `content`), checks the ops and the outputs.
+
+    `fused`: the number of fused LSTM ops expected (default: one per layer).
+    """
     content = content or tf.lite.TFLiteConverter.from_keras_model(model).convert()
     ops = tflite.op_names(content)
-    lstm_layers = [
-        layer for layer in model._flatten_layers()
-        if isinstance(layer, keras_lstm.LSTM)
-    ]
-    assert ops.count(FUSED) == len(lstm_layers), ops
+    if fused is None:
+        fused = len([
+            layer for layer in model._flatten_layers()
+            if isinstance(layer, keras_lstm.LSTM)
+        ])
+    assert ops.count(FUSED) == fused, ops
     assert not set(ops) & set(UNFUSED), ops
     want = model.predict([feeds[i.name] for i in model.inputs], verbose=0)
     want = want if isinstance(want, list) else [want]
@@ -78,6 +82,26 @@ def test_stacked_with_states_in_and_out():
         "h0": rng.normal(size=(2, 6)).astype("float32"),
         "c0": rng.normal(size=(2, 6)).astype("float32"),
     })
+
+
+@pytest.mark.parametrize("mask_zero", [False, True])
+def test_a_single_step_with_states_runs_plain_ops(mask_zero):
+    keras.utils.set_random_seed(3)
+    ids = keras.Input(batch_shape=(3, 1), dtype="int32", name="ids")
+    h0 = keras.Input(batch_shape=(3, 6), name="h0")
+    c0 = keras.Input(batch_shape=(3, 6), name="c0")
+    x = keras.layers.Embedding(50, 4, mask_zero=mask_zero)(ids)
+    out, h, c = keras_lstm.LSTM(6, return_state=True)(x, initial_state=[h0, c0])
+    model = keras.Model([ids, h0, c0], [out, h, c])
+    content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    ops = tflite.op_names(content)
+    assert not {FUSED, "WHILE"} & set(ops), ops
+    rng = np.random.default_rng(4)
+    check(model, {
+        "ids": np.array([[3], [0], [7]], "int32"),
+        "h0": rng.normal(size=(3, 6)).astype("float32"),
+        "c0": rng.normal(size=(3, 6)).astype("float32"),
+    }, content=content, fused=0)
 
 
 def token_ids(rows, steps, lengths, seed=0):

@@ -35,7 +35,8 @@ def test_char_lm_tflite_sampler_gives_the_keras_sampler_text(tmp_path):
 
     content = char_lm_export.export(model_dir)
     ops = tflite.op_names(content)
-    assert ops.count(FUSED) == 2 and "WHILE" not in ops, ops
+    # One step has no loop to fuse: the cells' steps run on plain ops.
+    assert not {FUSED, "WHILE"} & set(ops) and "FULLY_CONNECTED" in ops, ops
     for seed in (1, 2):
         want = generation.sample_run(model_dir, "Fir", 80, 0.8, seed)
         got = tflite_sampler.generate(content, vocab, "Fir", 80, 0.8, seed)

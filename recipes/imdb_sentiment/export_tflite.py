@@ -38,9 +38,17 @@ METRICS_FILE = "tflite_metrics.json"
 
 def split_model(model_dir):
     """(vectorizer, classifier) of the run's model.keras."""
-    from recipes.imdb_sentiment import predict
+    path = os.path.join(model_dir, "model.keras")
+    if not os.path.isfile(path):
+        raise UsageError(
+            "--model_dir must hold the model.keras a finished training run "
+            f"writes. Received: model_dir={model_dir!r}")
+    import keras
 
-    end_to_end = predict.load_model(model_dir)
+    import keras_lstm  # noqa: F401  (registers keras_lstm.LSTM)
+    import recipes.imdb_sentiment  # noqa: F401  (registers the custom objects)
+
+    end_to_end = keras.models.load_model(path)
     return end_to_end.get_layer("vectorizer"), end_to_end.layers[-1]
 
 
