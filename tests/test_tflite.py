@@ -272,3 +272,32 @@ def test_an_open_batch_size_warns_before_the_converter_fails():
     with pytest.warns(UserWarning, match="needs a fixed one.*batch_size=1"):
         with pytest.raises(Exception):
             tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def test_saved_model_with_the_composite_loads_without_keras_lstm(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tensorflow.core.protobuf import saved_model_pb2
+    from test_export_portable import LOAD_WITHOUT_KERAS_LSTM
+
+    model = embedding_model(2, 9, mask_zero=False, return_sequences=False)
+    model = keras.Model(model.inputs[0], model.outputs[0])
+    tokens = token_ids(4, 9, [9, 9, 9, 9])
+    want = model.predict(tokens, verbose=0)
+    model.export(str(tmp_path / "export"), verbose=False)
+    proto = saved_model_pb2.SavedModel()
+    with open(tmp_path / "export" / "saved_model.pb", "rb") as f:
+        proto.ParseFromString(f.read())
+    library = proto.meta_graphs[0].graph_def.library.function
+    assert any(f.attr["api_implements"].s.startswith(b"lstm_") for f in library)
+    np.save(tmp_path / "tokens.npy", tokens)
+    np.save(tmp_path / "outputs.npy", want)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_KERAS_LSTM, str(tmp_path), "export=serve"],
+        capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+        env=dict(os.environ, PYTHONPATH=""),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout.split()[-1]) < 1e-5, result.stdout
