@@ -14,6 +14,7 @@ from keras_lstm import dispatch
 from keras_lstm import export_graph
 from keras_lstm import fused
 from keras_lstm import native
+from keras_lstm import second_order
 from keras_lstm import tracing
 from keras_lstm import validation
 from keras_lstm.cell import LSTMCell
@@ -238,7 +239,9 @@ class LSTM(keras.layers.LSTM):
           slower than Keras's own loop also run step by step: with the XLA
           loops, steps whose recurrent matmul is large, and inference with
           more input features than units (see
-          `keras_lstm.dispatch.auto_prefers_step`).
+          `keras_lstm.dispatch.auto_prefers_step`); and so do calls whose
+          gradient may be differentiated again (nested gradient tapes, see
+          `keras_lstm.second_order`).
         """
         return dispatch.select_path(
             self._path_options(), cudnn.gpu_available()
@@ -306,6 +309,20 @@ class LSTM(keras.layers.LSTM):
             )
         ):
             path = "step"
+        cell = self.cell
+        if (
+            path != "step"
+            and dispatch.check_implementation(self.implementation) == "auto"
+            and second_order.higher_order_possible(
+                [sequences, *initial_state, cell.kernel,
+                 cell.recurrent_kernel, cell.bias]
+            )
+        ):
+            # A gradient of this call may be differentiated again (nested
+            # tapes): Keras's step loop does that at Keras's speed; the fast
+            # paths' own fallback (autodiff of their plain loop in the
+            # backward pass) measured 3-4x slower (docs/design.md).
+            path = "step"
         if path == "step":
             return keras.layers.RNN.inner_loop(
                 self,
@@ -313,7 +330,6 @@ class LSTM(keras.layers.LSTM):
             )
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
-        cell = self.cell
         if training and cell.dropout > 0:
             # The cell's own per-sequence mask, so both paths drop the same.
             dropout_mask = cell.get_dropout_mask(sequences[:, 0, :])

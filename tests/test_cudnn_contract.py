@@ -215,7 +215,7 @@ def test_bidirectional_matches_keras(masked, gpu):
     assert_all_close(our_grads, loop_grads, "gradients")
 
 
-def test_other_masks_and_second_order_run_the_fused_path(gpu):
+def test_other_masks_and_second_order_leave_cudnn(gpu):
     ours, _, loop = twins(return_sequences=True)
     x = tf.constant(random_array(BATCH, STEPS, FEATURES))
     left = RIGHT[:, ::-1].copy()

@@ -3,8 +3,8 @@
 A gradient penalty (outer tape over the weights of ‖∂loss/∂x‖²) and a
 Hessian-vector product (outer tape over the weights of ∂loss/∂w · v), in
 eager mode and inside tf.function, must match Keras to 1e-5 on the C++ ops,
-the XLA loops and the step path; first-order gradients keep the fast
-backward passes.
+the XLA loops and the step path; "auto" runs the step loop under nested
+tapes, and first-order gradients keep the fast backward passes.
 """
 
 import keras
@@ -48,8 +48,10 @@ def hessian_vector_product(layer, x, mask):
 def make_layer(path, monkeypatch, **kwargs):
     if path == "xla":
         monkeypatch.setattr(keras_lstm.native, "available", lambda: False)
+    # "fused" keeps the fast paths, whose backward pass then differentiates
+    # its plain loop by autodiff; "auto" would run the step loop instead.
     layer = keras_lstm.LSTM(
-        UNITS, implementation="step" if path == "step" else "auto", **kwargs)
+        UNITS, implementation="step" if path == "step" else "fused", **kwargs)
     if path != "step":
         assert layer.fused_loops == path
     return layer
@@ -107,3 +109,23 @@ def test_first_order_gradients_keep_the_fast_backward(path, monkeypatch):
     assert not calls
     gradient_penalty(layer, x, None)
     assert calls
+
+
+def test_auto_runs_the_step_loop_under_nested_tapes(monkeypatch):
+    calls = []
+    step = keras.layers.RNN.inner_loop
+    monkeypatch.setattr(keras.layers.RNN, "inner_loop",
+                        lambda *a, **k: calls.append(1) or step(*a, **k))
+    ours, theirs = keras_lstm.LSTM(UNITS), keras.layers.LSTM(UNITS)
+    x = tf.constant(random_inputs(BATCH, STEPS, FEATURES))
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+    ours.set_weights(theirs.get_weights())
+    with tf.GradientTape() as tape:
+        ours(x, training=True)
+    assert not calls  # One tape: the fast path.
+    got = gradient_penalty(ours, x, None)
+    assert calls
+    want = gradient_penalty(theirs, x, None)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, atol=1e-5)
