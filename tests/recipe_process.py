@@ -94,3 +94,16 @@ runpy.run_module(sys.argv[0], run_name="__main__")
 def run_killed_during_model_save(module, *args):
     """Runs the recipe, killed (SIGKILL) halfway through writing model.keras."""
     return run_code(_KILL_DURING_MODEL_SAVE, module, *args)
+
+
+def signal_run(module, flags, model_dir, signum):
+    """Starts a run, sends `signum` once it holds the lock; returns (status, stderr).
+
+    The stderr holds no traceback (checked here).
+    """
+    process = start(module, *flags)
+    wait_for_lock(process, model_dir)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert "Traceback" not in stderr, stderr[-3000:]
+    return process.returncode, stderr

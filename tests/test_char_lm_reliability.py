@@ -5,6 +5,7 @@ update, damaged checkpoints, a concurrent start, a kill during the final
 save, SIGTERM and SIGINT, bad input, and the smaller points.
 """
 
+import json
 import os
 import signal
 
@@ -17,6 +18,7 @@ import recipe_process
 from recipes.char_lm import train
 from recipes.char_lm.config import debug_config
 from recipes.common.checkpoints import damage
+from recipes.common.errors import UsageError
 
 TEXT = ("ROMEO:\nBut, soft! what light through yonder window breaks?\n"
         "It is the east, and Juliet is the sun.\n\n") * 10
@@ -155,12 +157,9 @@ def test_a_signal_saves_a_checkpoint_and_exits_cleanly(
     model_dir = tmp_path / "run"
     flags = _flags(model_dir, text_file, "--train_steps=1000000",
                    "--checkpoint_every=1000000", "--eval_every=1000000")
-    process = recipe_process.start(MODULE, *flags)
-    recipe_process.wait_for_lock(process, model_dir)
-    process.send_signal(signum)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == status, stderr[-3000:]
-    assert "Traceback" not in stderr
+    returncode, stderr = recipe_process.signal_run(
+        MODULE, flags, model_dir, signum)
+    assert returncode == status, stderr[-3000:]
     name = signal.Signals(signum).name
     assert f"{name}: saved a checkpoint at step " in stderr
     step = int(stderr.split("saved a checkpoint at step ")[1].split(";")[0])
@@ -200,3 +199,32 @@ def test_extra_positional_arguments_are_refused(tmp_path, text_file):
     assert result.returncode == 1
     assert "Unexpected arguments: stray" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_changed_flags_on_resume_are_refused_and_allowed_ones_recorded(
+        tmp_path, text_file):
+    model_dir = tmp_path / "run"
+    first = recipe_process.run(MODULE, *_flags(model_dir, text_file,
+                                               "--train_steps=2"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    changed = recipe_process.run(MODULE, *_flags(
+        model_dir, text_file, "--train_steps=4", "--seq_len=8", "--seed=3",
+        "--learning_rate=0.5", "--cell=keras"))
+    assert changed.returncode == 2, changed.stderr[-3000:]
+    assert "Traceback" not in changed.stderr
+    for setting in ("cell='keras' (saved: 'keras_lstm')", "seq_len=8 (saved: 16)",
+                    "seed=3 (saved: 0)", "learning_rate=0.5 (saved: 0.01)"):
+        assert setting in changed.stderr
+    assert "train_steps" not in changed.stderr.split("Received:")[1]
+    with pytest.raises(UsageError, match=r"--train_steps cannot shrink.*"
+                       r"train_steps=1 \(saved: 2\)"):
+        train.train_and_evaluate(debug_config(text_file=text_file, train_steps=1),
+                                 str(model_dir))
+    metrics = train.train_and_evaluate(
+        debug_config(text_file=text_file, train_steps=4), str(model_dir))
+    assert metrics["steps"] == 4
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["train_steps"] == 4
+    recorded = json.loads((model_dir / "config_changes.json").read_text())
+    assert recorded == [{"step": 2, "changed": {
+        "train_steps": {"saved": 2, "now": 4}}}]

@@ -86,12 +86,9 @@ def test_a_second_run_on_the_same_model_dir_is_refused(tmp_path):
 def test_a_signal_saves_the_pair_and_exits_cleanly(tmp_path, signum, status):
     model_dir = tmp_path / "run"
     flags = [f"--model_dir={model_dir}", *TINY, "--eval_every=100000000"]
-    process = recipe_process.start(MODULE, *flags, "--train_steps=100000000")
-    recipe_process.wait_for_lock(process, model_dir)
-    process.send_signal(signum)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == status, stderr[-3000:]
-    assert "Traceback" not in stderr
+    returncode, stderr = recipe_process.signal_run(
+        MODULE, [*flags, "--train_steps=100000000"], model_dir, signum)
+    assert returncode == status, stderr[-3000:]
     name = signal.Signals(signum).name
     assert f"{name}: T=4 lstm saved a checkpoint at step " in stderr
     step = int(stderr.split("saved a checkpoint at step ")[1].split(";")[0])

@@ -10,6 +10,18 @@ import dataclasses
 
 CELLS = ("keras_lstm", "keras")
 
+# Settings a resumed run may change (recorded in config_changes.json): how
+# long to train (never less than before), how often to log, evaluate and
+# save, where the text file or TFDS's data now lie (a text with other
+# characters is still refused by the vocabulary check), and the devices.
+# Every other setting
+# shapes the model, the data order or the optimisation, so the checkpoint
+# only continues the same run with the same values.
+RESUMABLE_CHANGES = ("train_steps", "stop_after_steps", "text_file", "data_dir",
+                     "eval_every", "checkpoint_every", "max_checkpoints",
+                     "log_every", "sample_length", "gate_heatmap", "progress",
+                     "strategy", "tpu_address")
+
 
 @dataclasses.dataclass
 class Config:

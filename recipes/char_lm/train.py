@@ -21,9 +21,11 @@ from recipes.char_lm import input_pipeline
 from recipes.char_lm import model as model_lib
 from recipes.char_lm import steps
 from recipes.char_lm.config import CELLS
+from recipes.char_lm.config import RESUMABLE_CHANGES
 from recipes.char_lm.trainer import Trainer
 from recipes.char_lm.vocab import Vocabulary
 from recipes.common import outputs
+from recipes.common import run_config
 from recipes.common import strategy as strategy_lib
 from recipes.common import summaries
 from recipes.common import workers
@@ -58,6 +60,23 @@ def check_config(config):
     if config.strategy not in strategy_lib.STRATEGIES:
         raise UsageError(f"strategy must be one of {', '.join(strategy_lib.STRATEGIES)}. "
                          f"Received: strategy={config.strategy!r}")
+
+
+def check_same_run(config, model_dir):
+    """Raises UsageError if model_dir holds a run with other settings.
+
+    Only RESUMABLE_CHANGES may differ, and train_steps may only grow.
+    """
+    saved = run_config.saved_config(model_dir)
+    if saved is None:
+        return
+    run_config.refuse_changes(saved, config.as_dict(), RESUMABLE_CHANGES)
+    if config.train_steps < saved["train_steps"]:
+        raise UsageError(
+            f"--train_steps cannot shrink in a resumed run (its schedule and "
+            f"checkpoints were made for {saved['train_steps']} steps); use a "
+            f"new --model_dir, or --stop_after_steps to stop early. Received: "
+            f"train_steps={config.train_steps} (saved: {saved['train_steps']})")
 
 
 def load_data(config, model_dir):
@@ -146,6 +165,7 @@ def train_and_evaluate(config, model_dir):
     """
     check_config(config)
     check_model_dir(model_dir)
+    check_same_run(config, model_dir)
     # Before any TF op: multi-worker collectives are set up at startup.
     strategy = strategy_lib.make_strategy(config.strategy, config.tpu_address)
     vocab, train_ids, validation_ids = load_data(config, model_dir)
@@ -175,6 +195,7 @@ def _train(config, model_dir, vocab, train_ids, validation_ids, strategy,
     vocab.save(out_dir)
     run = Trainer(config, model_dir, out_dir, vocab, strategy, policy)
     workers.check_same_position(strategy, int(run.step.numpy()), "steps", model_dir)
+    run_config.save_config(out_dir, model_dir, config.as_dict(), int(run.step.numpy()))
     any_worker_stops = workers.make_stop_agreement(strategy)
     train_writer = tf.summary.create_file_writer(os.path.join(out_dir, "train"))
     val_writer = tf.summary.create_file_writer(os.path.join(out_dir, "validation"))

@@ -22,6 +22,7 @@ import os
 import keras
 
 from recipes.common import outputs
+from recipes.common import run_config
 from recipes.common import workers
 from recipes.common.errors import UsageError
 from recipes.common.model_dir import check_model_dir
@@ -39,23 +40,16 @@ from recipes.imdb_sentiment import sources
 from recipes.imdb_sentiment import text
 from recipes.imdb_sentiment.config import RESUMABLE_CHANGES
 
-CONFIG_FILE = "config.json"
+CONFIG_FILE = run_config.CONFIG_FILE
 VOCABULARY_FILE = "vocabulary.json"
 
 
 def check_same_run(config, model_dir):
     """Raises UsageError if model_dir holds a run with other model/data settings."""
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not os.path.exists(path):
+    saved = run_config.saved_config(model_dir)
+    if saved is None:
         return
-    with open(path) as f:
-        saved = json.load(f)
     current = dataclasses.asdict(config)
-    changed = sorted(
-        name
-        for name in set(saved) | set(current)
-        if name not in RESUMABLE_CHANGES and saved.get(name) != current.get(name)
-    )
     if (saved.get("learning_rate_schedule") == "cosine"
             and saved.get("epochs") != current["epochs"]):
         raise UsageError(
@@ -65,16 +59,7 @@ def check_same_run(config, model_dir):
             f"or --learning_rate_schedule=constant. Received: epochs="
             f"{current['epochs']} (saved: {saved.get('epochs')})"
         )
-    if changed:
-        raise UsageError(
-            "--model_dir already holds a run with other settings, which its "
-            "checkpoints would not fit; use a new --model_dir or the same "
-            "flags. Received: "
-            + ", ".join(
-                f"{name}={current.get(name)!r} (saved: {saved.get(name)!r})"
-                for name in changed
-            )
-        )
+    run_config.refuse_changes(saved, current, RESUMABLE_CHANGES)
 
 
 def load_splits(config):
