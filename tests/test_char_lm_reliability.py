@@ -132,12 +132,16 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, text_file):
     assert "no longer runs; taking it over" in second.stderr
 
 
-def test_kill_during_the_final_save_keeps_the_previous_model(
-        tmp_path, text_file):
-    model_dir = tmp_path / "run"
+def _finish_a_run(model_dir, text_file):
     first = recipe_process.run(MODULE, *_flags(model_dir, text_file,
                                                "--train_steps=2"))
     assert first.returncode == 0, first.stderr[-3000:]
+
+
+def test_kill_during_the_final_save_keeps_the_previous_model(
+        tmp_path, text_file):
+    model_dir = tmp_path / "run"
+    _finish_a_run(model_dir, text_file)
     saved = (model_dir / "model.keras").read_bytes()
     metrics = (model_dir / "metrics.json").read_bytes()
     killed = recipe_process.run_killed_during_model_save(MODULE, *_flags(
@@ -204,9 +208,7 @@ def test_extra_positional_arguments_are_refused(tmp_path, text_file):
 def test_changed_flags_on_resume_are_refused_and_allowed_ones_recorded(
         tmp_path, text_file):
     model_dir = tmp_path / "run"
-    first = recipe_process.run(MODULE, *_flags(model_dir, text_file,
-                                               "--train_steps=2"))
-    assert first.returncode == 0, first.stderr[-3000:]
+    _finish_a_run(model_dir, text_file)
     changed = recipe_process.run(MODULE, *_flags(
         model_dir, text_file, "--train_steps=4", "--seq_len=8", "--seed=3",
         "--learning_rate=0.5", "--cell=keras"))

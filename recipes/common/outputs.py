@@ -12,6 +12,7 @@ import tempfile
 
 import tensorflow as tf
 
+from recipes.common.errors import UsageError
 from recipes.common.finite import require_finite_weights
 from recipes.common.summaries import write_text
 
@@ -71,6 +72,25 @@ def save_model_atomically(model, path):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def read_json(path, default):
+    """The JSON in `path`, or `default` if there is no such file.
+
+    Raises:
+        UsageError: the file exists but is not readable JSON; the message
+            says to move it away rather than have it overwritten.
+    """
+    if not os.path.exists(path):
+        return default
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            f"{path} exists but cannot be read as JSON ({error}); move it away "
+            f"to start afresh. Received: path={path!r}"
+        ) from error
 
 
 def write_metrics(model_dir, metrics):

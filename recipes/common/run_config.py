@@ -7,10 +7,10 @@ settings when the run starts and, when it resumes, refuses every change
 except those it names as safe, with a message that lists them.
 """
 
-import json
 import os
 
 from recipes.common.errors import UsageError
+from recipes.common.outputs import read_json
 from recipes.common.outputs import write_json_atomically
 
 CONFIG_FILE = "config.json"
@@ -19,17 +19,7 @@ CHANGES_FILE = "config_changes.json"
 
 def saved_config(model_dir):
     """The settings saved in model_dir/config.json, or None if there are none."""
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as error:
-        raise UsageError(
-            f"{path} cannot be read ({error}); move it away only if you are "
-            f"sure of the run's settings. Received: model_dir={model_dir!r}"
-        ) from None
+    return read_json(os.path.join(model_dir, CONFIG_FILE), default=None)
 
 
 def changes(saved, current):
@@ -63,10 +53,7 @@ def save_config(out_dir, model_dir, current, step):
         return
     if saved is not None:
         path = os.path.join(model_dir, CHANGES_FILE)
-        recorded = []
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                recorded = json.load(f)
+        recorded = read_json(path, default=[])
         recorded.append({"step": step, "changed": {
             name: {"saved": old, "now": new}
             for name, (old, new) in changes(saved, current).items()}})

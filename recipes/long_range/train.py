@@ -32,6 +32,7 @@ from recipes.common.run_lock import run_lock
 from recipes.common.signals import Stopped
 from recipes.common.signals import stop_requests
 from recipes.common.outputs import log_config_text
+from recipes.common.outputs import read_json
 from recipes.common.outputs import write_json_atomically
 from recipes.common.outputs import write_metrics
 from recipes.long_range import data
@@ -126,7 +127,7 @@ def _train_one(config, name, length, model_dir, stop):
         heatmaps.write(0)
     history_path = os.path.join(run_dir, "history.json")
     history = [
-        row for row in _read_json(history_path, default=[])
+        row for row in read_json(history_path, default=[])
         if row["step"] <= int(step.numpy())
     ]
     val_x, val_y = data.held_out_set(
@@ -337,7 +338,7 @@ def _run_dir(model_dir, length, name):
 
 def _check_run_settings(run_dir, config):
     """A checkpoint made with other weights or data cannot be resumed."""
-    saved = _read_json(os.path.join(run_dir, "run.json"), default=None)
+    saved = read_json(os.path.join(run_dir, "run.json"), default=None)
     if saved is None:
         return
     wanted = config.settings()
@@ -362,20 +363,7 @@ def _check_run_settings(run_dir, config):
 
 def _load_results(model_dir, results_path):
     check_model_dir(model_dir)
-    return _read_json(results_path, default={"runs": {}})
-
-
-def _read_json(path, default):
-    if not os.path.exists(path):
-        return default
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as error:
-        raise UsageError(
-            f"{path} exists but cannot be read as JSON ({error}); move it away "
-            f"to start afresh. Received: path={path!r}"
-        ) from error
+    return read_json(results_path, default={"runs": {}})
 
 
 def _as_json(config):
