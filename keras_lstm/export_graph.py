@@ -40,6 +40,7 @@ besides the outputs with standard ops around the call:
 import contextlib
 import functools
 import itertools
+import sys
 import threading
 import uuid
 import warnings
@@ -89,6 +90,22 @@ def applies(layer, mask, training):
     return mask is None or for_tflite
 
 
+def _tracing_default_save_signature():
+    """Whether Keras's `_default_save_signature` is being traced.
+
+    Saving traces it for every model object it reaches with that model's own
+    (open) batch, also for a model wrapped by `keras_lstm.tflite.fixed_batch`;
+    the converter never converts that function.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        # Autograph renames it tf__serving_default, in a generated file.
+        if frame.f_code.co_name in ("serving_default", "tf__serving_default"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def warn_open_batch(layer, sequences):
     """Warns when a graph bound for TFLite has an open batch size.
 
@@ -97,7 +114,8 @@ def warn_open_batch(layer, sequences):
     here would not reach the user: the converter catches errors of its first
     attempt and retries another way, which then fails obscurely.)
     """
-    if sequences.shape[0] is None and tracing._stack_has(_TFLITE_CONVERTERS):
+    if (sequences.shape[0] is None and tracing._stack_has(_TFLITE_CONVERTERS)
+            and not _tracing_default_save_signature()):
         warnings.warn(
             f"Layer '{layer.name}' is converted to TFLite with an unknown "
             "batch size; TFLite's fused LSTM op needs a fixed one. Use "
