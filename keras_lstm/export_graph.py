@@ -79,7 +79,8 @@ def applies(layer, mask, training):
     """Whether `layer` traces the export graph of this module now.
 
     In inference graphs that may be saved (`keras_lstm.tracing`), for plain
-    float32 layers; masked ones only when the graph is bound for TFLite.
+    float32 layers; masked ones, and on a GPU any, only when the graph is
+    bound for TFLite.
     """
     if training is not None and training is not False:
         return False  # Training graphs need the layer's dropout and gradients.
@@ -87,7 +88,11 @@ def applies(layer, mask, training):
         return False
     for_tflite = (getattr(_scope, "active", False)
                   or tracing._stack_has(_TFLITE_CONVERTERS))
-    return mask is None or for_tflite
+    if for_tflite:
+        return True
+    # A SavedModel traced on a GPU keeps cuDNN (standard ops too), and one
+    # of a masked layer the plain loops, which take any mask.
+    return mask is None and layer.implementation_path != "cudnn"
 
 
 def _tracing_default_save_signature():

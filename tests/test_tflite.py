@@ -306,3 +306,16 @@ def test_saved_model_with_the_composite_loads_without_keras_lstm(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert float(result.stdout.split()[-1]) < 1e-5, result.stdout
+
+
+def test_saved_graphs_on_a_gpu_keep_cudnn_unless_bound_for_tflite(monkeypatch):
+    from keras_lstm import cudnn
+
+    layer = keras_lstm.LSTM(3)
+    layer.build((2, 4, 5))
+    for gpu, saved, tflite_bound in [(True, False, True), (False, True, True)]:
+        monkeypatch.setattr(cudnn, "gpu_available", lambda gpu=gpu: gpu)
+        with tf.Graph().as_default(), keras_lstm.portable_graphs():
+            assert export_graph.applies(layer, None, training=False) is saved
+            with export_graph.masks_as_lengths():
+                assert export_graph.applies(layer, None, training=False) is tflite_bound
