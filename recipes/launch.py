@@ -139,20 +139,23 @@ class Cluster:
         for process in self.processes:
             process.wait()
 
-    def wait(self):
+    def wait(self, grace_seconds):
         """Waits until all workers exit, or one fails; returns (index, code)
         of the first failure, or None.
 
-        After a forwarded signal, waits for all of them: each saves and exits
-        on its own, and stopping one early could cut its save short.
+        After a forwarded signal, the others get `grace_seconds` after the
+        first one exits: each saves and exits on its own, and stopping one
+        early could cut its save short.
         """
-        first_failure = None
+        first_failure = failed_at = None
         while True:
             codes = [p.poll() for p in self.processes]
             for index, code in enumerate(codes):
                 if code and first_failure is None:
-                    first_failure = index, code
-            if None not in codes or first_failure and not self.signalled:
+                    first_failure, failed_at = (index, code), time.monotonic()
+            if None not in codes or first_failure and (
+                    not self.signalled
+                    or time.monotonic() > failed_at + grace_seconds):
                 return first_failure
             time.sleep(_POLL_SECONDS)
 
@@ -175,7 +178,7 @@ def main(argv):
           f"{log_dir}", file=sys.stderr, flush=True)
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, cluster.forward)
-    failure = cluster.wait()
+    failure = cluster.wait(FLAGS.grace_seconds)
     if failure is None:
         return 0
     index, code = failure

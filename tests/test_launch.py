@@ -25,7 +25,7 @@ def on_term(signum, frame):
     open(os.path.join(out, f"signal_{index}"), "w").write(str(signum))
     sys.exit(7)
 
-signal.signal(signal.SIGTERM, on_term)
+signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "deaf" and index == 1 else on_term)
 open(os.path.join(out, f"tf_config_{index}.json"), "w").write(os.environ["TF_CONFIG"])
 if mode == "ok" or (mode == "fail" and index == 0):
     sys.exit(0)
@@ -92,6 +92,19 @@ def test_signals_to_the_launcher_reach_every_worker(tmp_path):
     assert process.returncode == 7  # The workers' own status.
     for index in range(2):
         assert (tmp_path / f"signal_{index}").read_text() == str(int(signal.SIGTERM))
+
+
+def test_after_a_signal_a_worker_that_does_not_exit_is_killed(tmp_path):
+    # Worker 1 ignores SIGTERM (as one stuck in a collective op would).
+    process = _launch(tmp_path, "deaf", "--workers=2", wait=False)
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / f"tf_config_{i}.json").exists() for i in range(2)):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)  # grace_seconds=5, then SIGKILL.
+    assert process.returncode == 7, stderr  # Worker 0's status.
+    assert "worker 0 exited with status 7" in stderr
 
 
 @pytest.mark.parametrize(

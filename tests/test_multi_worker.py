@@ -196,6 +196,8 @@ def test_char_lm_resumes_after_kill_9_of_a_worker(tmp_path):
     assert resumed["chars_trained"] == whole["chars_trained"] == 30 * 8 * 16
     np.testing.assert_allclose(resumed["final_val_nats_per_char"],
                                whole["final_val_nats_per_char"], rtol=1e-3)
+    # The killed worker's temporary directory went with the rerun.
+    assert _worker_temp_dirs(tmp_path) == []
 
 
 @pytest.mark.slow

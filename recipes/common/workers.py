@@ -4,10 +4,12 @@ Under `MultiWorkerMirroredStrategy` every worker runs the same program with
 the same flags, `--model_dir` included. Only the chief writes the run's
 files there; the others must still perform every save (saving can take part
 in collective ops), so they write to a temporary directory of their own,
-removed when the run ends. Everybody reads (resumes) from `--model_dir`.
+removed when the process ends. Everybody reads (resumes) from `--model_dir`.
 """
 
 import atexit
+import os
+import re
 import shutil
 import tempfile
 
@@ -39,15 +41,34 @@ def task_name(strategy):
     return f"{resolver.task_type}_{resolver.task_id}"
 
 
+def _remove_stale(prefix):
+    """Removes temporary directories `prefix<pid>_*` whose process is gone
+    (left by a worker killed with `kill -9`)."""
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        match = re.fullmatch(re.escape(prefix) + r"(\d+)_\w+", name)
+        if not match:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        except OSError:
+            pass  # Alive (or not ours to judge).
+
+
 def output_dir(strategy, model_dir):
     """Where this process writes: model_dir, or a new temporary directory.
 
     A non-chief worker's temporary directory is removed when the process
-    exits (normally or by an exception; `kill -9` leaves it behind).
+    exits; one left by a worker killed with `kill -9` is removed by the next
+    worker of the same task on this host.
     """
     if is_chief(strategy):
         return model_dir
-    path = tempfile.mkdtemp(prefix=f"keras_lstm_{task_name(strategy)}_")
+    prefix = f"keras_lstm_{task_name(strategy)}_"
+    _remove_stale(prefix)
+    path = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}_")
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
 
