@@ -221,3 +221,30 @@ def test_imdb_resumes_after_kill_9_of_a_worker(tmp_path):
 
     final = keras.models.load_model(str(model_dir / "checkpoints" / "epoch_004.keras"))
     assert int(final.optimizer.iterations.numpy()) == 4 * 36 // 4
+
+
+@pytest.mark.slow
+def test_imdb_workers_stop_together_on_a_forwarded_sigterm(tmp_path):
+    data_dir = write_acl_imdb(tmp_path / "aclImdb", per_folder=20)
+    model_dir = tmp_path / "two"
+    flags = (f"--model_dir={model_dir}", f"--data_dir={data_dir}", "--epochs=3",
+             *IMDB_FLAGS)
+    launcher = subprocess.Popen(
+        _launch_command(tmp_path, "recipes.imdb_sentiment", *flags), cwd=REPO,
+        env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True)
+    deadline = time.monotonic() + 300
+    while not (model_dir / "checkpoints" / "epoch_001.keras").exists():
+        assert launcher.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    launcher.send_signal(signal.SIGTERM)
+    _, stderr = launcher.communicate(timeout=120)
+    # Both workers stopped after the same step and exited with SIGTERM's
+    # status; none had to be killed.
+    assert launcher.returncode == 143, stderr[-3000:]
+    assert "SIGTERM: stopped during epoch" in stderr, stderr[-3000:]
+    worker_1 = (tmp_path / "logs" / "worker_1.log").read_text()
+    assert "SIGTERM: stopped during epoch" in worker_1, worker_1[-3000:]
+    _launch(tmp_path, "recipes.imdb_sentiment", *flags)
+    history = json.loads((model_dir / "history.json").read_text())
+    assert [entry["epoch"] for entry in history] == [1, 2, 3]

@@ -25,6 +25,7 @@ import time
 
 import keras
 
+from recipes.common import workers
 from recipes.common.finite import non_finite_weights
 from recipes.common.outputs import save_model_atomically
 from recipes.common.outputs import write_json_atomically
@@ -123,12 +124,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._train_seconds = None
         self._epoch = 0
         self._cut_short = False
+        self._any_worker_stops = bool  # Set for the strategy at on_train_begin.
+
+    def on_train_begin(self, logs=None):
+        # Multi-worker: all workers must stop after the same step.
+        self._any_worker_stops = workers.make_stop_agreement(
+            self.model.distribute_strategy)
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.diverged = f"the training loss became {float(loss)} in epoch {self._epoch}"
-        if self.diverged or self.stop:
+        if self.diverged or self._any_worker_stops(self.stop):
             self._cut_short = True
             self.model.stop_training = True
 
@@ -164,7 +171,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
             os.path.join(self.model_dir, HISTORY_FILE), self.history
         )
         self._epoch_start = None
-        if self.stop:  # Came during validation or the save: the epoch is kept.
+        # A signal during validation or the save: the epoch is kept.
+        if self._any_worker_stops(self.stop):
             self.model.stop_training = True
         if self.patience and epochs_without_improvement(self.history) >= self.patience:
             self.model.stop_training = True
