@@ -52,6 +52,14 @@ def _launch(tmp_path, mode, *flags, wait=True):
     return process.returncode, stderr
 
 
+def _wait_until_started(tmp_path, process, workers):
+    """Waits until every stand-in worker has installed its SIGTERM handler."""
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / f"tf_config_{i}.json").exists() for i in range(workers)):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.1)
+
+
 def test_each_worker_gets_its_tf_config(tmp_path):
     code, stderr = _launch(tmp_path, "ok", "--workers=3")
     assert code == 0, stderr
@@ -83,10 +91,7 @@ def test_a_worker_killed_by_a_signal_gives_128_plus_the_signal(tmp_path):
 
 def test_signals_to_the_launcher_reach_every_worker(tmp_path):
     process = _launch(tmp_path, "wait", "--workers=2", wait=False)
-    deadline = time.monotonic() + 30
-    while not all((tmp_path / f"tf_config_{i}.json").exists() for i in range(2)):
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.1)
+    _wait_until_started(tmp_path, process, workers=2)
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=30)
     assert process.returncode == 7  # The workers' own status.
@@ -97,10 +102,7 @@ def test_signals_to_the_launcher_reach_every_worker(tmp_path):
 def test_after_a_signal_a_worker_that_does_not_exit_is_killed(tmp_path):
     # Worker 1 ignores SIGTERM (as one stuck in a collective op would).
     process = _launch(tmp_path, "deaf", "--workers=2", wait=False)
-    deadline = time.monotonic() + 30
-    while not all((tmp_path / f"tf_config_{i}.json").exists() for i in range(2)):
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.1)
+    _wait_until_started(tmp_path, process, workers=2)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)  # grace_seconds=5, then SIGKILL.
     assert process.returncode == 7, stderr  # Worker 0's status.
