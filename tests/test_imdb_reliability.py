@@ -131,6 +131,9 @@ def test_a_signal_keeps_the_completed_epochs_and_exits_cleanly(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Resuming after epoch {done}" in resumed.stdout
     assert json.loads((model_dir / "metrics.json").read_text())["epochs"] == done + 1
+    recorded = json.loads((model_dir / "config_changes.json").read_text())
+    assert recorded == [{"step": done, "changed": {
+        "epochs": {"saved": 100000, "now": done + 1}}}]
 
 
 def test_kill_during_the_export_keeps_the_previous_model(tmp_path, data_dir):

@@ -95,11 +95,16 @@ def _vocabulary(config, model_dir, train_texts):
 
 
 def _write_run_files(config, model_dir, out_dir, vocabulary):
-    """config.json and vocabulary.json (into out_dir), once every input is checked."""
-    for name, payload in ((CONFIG_FILE, dataclasses.asdict(config)),
-                          (VOCABULARY_FILE, vocabulary)):
-        if not os.path.exists(os.path.join(model_dir, name)):
-            outputs.write_json_atomically(os.path.join(out_dir, name), payload)
+    """config.json and vocabulary.json (into out_dir), once every input is checked.
+
+    A resume that changed an allowed setting (RESUMABLE_CHANGES) is recorded
+    in config_changes.json, with the epochs done.
+    """
+    _, done = checkpoints.resume_point(model_dir)
+    run_config.save_config(out_dir, model_dir, dataclasses.asdict(config), done)
+    if not os.path.exists(os.path.join(model_dir, VOCABULARY_FILE)):
+        outputs.write_json_atomically(
+            os.path.join(out_dir, VOCABULARY_FILE), vocabulary)
 
 
 def _callbacks(config, model_dir, history, vectorizer, validation, stop):
