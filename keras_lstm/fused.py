@@ -342,9 +342,9 @@ def _resolve_loops(loops, dtype, training=True):
     """
     if loops not in LOOPS:
         raise ValueError(f"loops must be one of {LOOPS}. Received: {loops!r}")
-    if loops == "auto" and tracing.graph_may_be_saved(training):
-        return "python"
     if loops == "auto":
+        if tracing.graph_may_be_saved(training):
+            return "python"
         return choose_loops(
             dtype, devices.gpu_available(), _inside_xla_compilation(),
             native.available,

@@ -299,20 +299,23 @@ class LSTM(keras.layers.LSTM):
                 self, sequences, initial_state, mask
             )
         path = self.implementation_path
+        auto = dispatch.check_implementation(self.implementation) == "auto"
+        # Any training value but False/None (a tensor, say) is a training
+        # call: it keeps the gates for the backward pass.
+        keep_gates = training is not None and training is not False
         if (
             path == "fused"
-            and dispatch.check_implementation(self.implementation) == "auto"
+            and auto
             and dispatch.auto_prefers_step(
                 sequences.shape[-1], self.units, sequences.shape[0],
-                self._auto_loops(training),
-                training is not None and training is not False,
+                self._auto_loops(training), keep_gates,
             )
         ):
             path = "step"
         cell = self.cell
         if (
             path != "step"
-            and dispatch.check_implementation(self.implementation) == "auto"
+            and auto
             and second_order.higher_order_possible(
                 [sequences, *initial_state, cell.kernel,
                  cell.recurrent_kernel, cell.bias]
@@ -349,8 +352,6 @@ class LSTM(keras.layers.LSTM):
         )
         if path == "cudnn":
             return cudnn.cudnn_lstm_or_fused(**args)
-        # Any training value but False/None (a tensor, say) keeps the gates.
-        keep_gates = training is not None and training is not False
         return fused.fused_lstm(**args, training=keep_gates)
 
     def get_config(self):
