@@ -126,7 +126,9 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, text_file):
     recipe_process.wait_for_lock(first, model_dir)
     first.kill()  # kill -9: no chance to release anything.
     first.communicate(timeout=60)
-    second = recipe_process.run(MODULE, *_flags(model_dir, text_file))
+    # The same flags (a resume may not shrink --train_steps, and the killed
+    # run may have saved its config), stopped after one step.
+    second = recipe_process.run(MODULE, *flags, "--stop_after_steps=1")
     assert second.returncode == 0, second.stderr[-3000:]
     assert f"left by process {first.pid}" in second.stderr
     assert "no longer runs; taking it over" in second.stderr
