@@ -165,10 +165,13 @@ def test_tfds_unreachable_names_text_file_and_writes_nothing(tmp_path, monkeypat
         (SHORT_TEXT.encode(), {"seq_len": 0}, "seq_len must be >= 1"),
         (SHORT_TEXT.encode(), {"batch_size": 0}, "batch_size must be >= 1"),
         (SHORT_TEXT.encode(), {"strategy": "gpu_farm"}, "strategy must be one of"),
+        (SHORT_TEXT.encode(), {"weight_dropout": 1.0}, "weight_dropout must be in"),
+        (SHORT_TEXT.encode(), {"weight_dropout": 0.2, "cell": "keras"},
+         "weight_dropout .* needs --cell=keras_lstm"),
         ("other", {}, "model_dir holds a run trained on another text"),
     ],
     ids=["missing", "empty", "short", "not_utf8", "seq_len", "batch_size",
-         "strategy", "other_text"],
+         "strategy", "weight_dropout", "weight_dropout_keras", "other_text"],
 )
 def test_bad_input_leaves_an_existing_run_untouched(
         tmp_path, existing_run, content, overrides, match):
@@ -183,6 +186,26 @@ def test_bad_input_leaves_an_existing_run_untouched(
     with pytest.raises(UsageError, match=match):
         train.train_and_evaluate(config, model_dir)
     assert _snapshot(model_dir) == before
+
+
+def test_weight_dropout_reaches_every_layer_and_survives_saving(tmp_path, text_file):
+    import keras
+
+    model_dir = str(tmp_path / "run")
+    config = debug_config(text_file=text_file, train_steps=2, layers=2,
+                          weight_dropout=0.25)
+    train.train_and_evaluate(config, model_dir)
+    model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
+    layers = [model.get_layer(f"lstm_{k}") for k in (1, 2)]
+    assert [layer.cell.recurrent_weight_dropout for layer in layers] == [0.25, 0.25]
+    # DropConnect acts in training only: inference is deterministic, and a
+    # training call differs from it.
+    ids = np.ones((2, 5), np.int32)
+    states = [np.zeros((2, config.units), np.float32)] * (2 * config.layers)
+    inference = [model([ids] + states, training=False)[0] for _ in range(2)]
+    np.testing.assert_array_equal(inference[0], inference[1])
+    trained = model([ids] + states, training=True)[0]
+    assert np.max(np.abs(np.asarray(trained) - np.asarray(inference[0]))) > 1e-4
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(

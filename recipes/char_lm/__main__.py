@@ -30,6 +30,8 @@ _HELP = {
     "layers": "Number of stacked LSTM layers.",
     "units": "Units per LSTM layer.",
     "dropout": "Dropout after the embedding and after each LSTM layer.",
+    "weight_dropout": "DropConnect on each LSTM layer's recurrent kernel "
+                      "(keras_lstm only; keeps the fast path).",
     "train_steps": "Training steps of the whole run (the schedule ends here).",
     "stop_after_steps": "Stop after this many steps of this invocation and save "
                         "(0 = run to --train_steps); rerun to resume.",
@@ -77,6 +79,7 @@ for _name in ("stop_after_steps", "warmup_steps", "sample_length", "weight_decay
 validators.require_above("learning_rate", 0.0)
 validators.require_above("clip_norm", 0.0)
 validators.require_fraction("dropout")
+validators.require_fraction("weight_dropout")
 validators.require_fraction("final_lr_fraction")
 flags.register_validator(
     "validation_fraction", lambda v: v is None or 0.0 < v < 1.0,

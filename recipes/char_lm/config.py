@@ -54,6 +54,9 @@ class Config:
     units: int = 512
     # Dropout on the embedding output and on each LSTM layer's output.
     dropout: float = 0.3
+    # DropConnect on each LSTM layer's recurrent kernel (AWD-LSTM's weight
+    # drop: one mask per step's batch, the fast path kept); keras_lstm only.
+    weight_dropout: float = 0.0
 
     # --- optimisation ---
     # Training steps of the whole run (the learning-rate schedule ends here).

@@ -12,12 +12,14 @@ import keras_lstm
 MODEL_FILENAME = "model.keras"
 
 
-def _lstm_layer(cell, units, name):
+def _lstm_layer(config, name, seed):
     """One LSTM layer of the chosen implementation, returning all steps."""
-    layer_class = {"keras_lstm": keras_lstm.LSTM, "keras": keras.layers.LSTM}
-    return layer_class[cell](
-        units, return_sequences=True, return_state=True, name=name
-    )
+    if config.cell == "keras":
+        return keras.layers.LSTM(
+            config.units, return_sequences=True, return_state=True, name=name)
+    return keras_lstm.LSTM(
+        config.units, return_sequences=True, return_state=True, name=name,
+        recurrent_weight_dropout=config.weight_dropout, seed=seed)
 
 
 def build_model(vocab_size, config):
@@ -25,8 +27,8 @@ def build_model(vocab_size, config):
 
     Args:
         vocab_size: Number of ids, OOV id included.
-        config: A `Config`; uses cell, embedding_dim, layers, units, dropout
-            and seed.
+        config: A `Config`; uses cell, embedding_dim, layers, units, dropout,
+            weight_dropout and seed.
 
     Returns:
         A functional `keras.Model` called as
@@ -47,7 +49,8 @@ def build_model(vocab_size, config):
     )(x)  # (B, T, E)
     final_states = []
     for layer in range(config.layers):
-        x, h, c = _lstm_layer(config.cell, config.units, f"lstm_{layer + 1}")(
+        lstm = _lstm_layer(config, f"lstm_{layer + 1}", seed=config.seed + 100 + layer)
+        x, h, c = lstm(
             x, initial_state=states[2 * layer : 2 * layer + 2]
         )
         x = keras.layers.Dropout(
