@@ -15,16 +15,22 @@ ops, so TF Serving and any process without keras_lstm run the same numbers.
 
 The converter fuses only when the batch size is fixed (h0 and c0 have static
 shapes) and only the first two results are used; it has no mask input and
-clips the cell state to [-10, 10]. So this module computes what Keras returns
-besides the outputs with standard ops around the call:
+clips the cell state to [-10, 10] (`keras_lstm.tflite.without_cell_clip`
+undoes that). So this module computes what Keras returns besides the
+outputs with standard ops around the call:
 
-- masks: right padding (each row's steps ``mask[b, :length_b]``) is exact,
-  through the lengths: the backward direction reverses each row's first
-  ``length_b`` steps (REVERSE_SEQUENCE), outputs are gathered at
-  ``length_b - 1``. Other masks (left padding, holes) cannot be expressed;
-  the rows that have them come out as NaN, so that no wrong number passes
-  silently. Masked layers take this form only in graphs bound for TFLite
-  (see `masks_as_lengths`); other saved graphs keep the plain loops.
+- masks, any (left or right padding, holes, all-masked rows): compaction.
+  The fused op has no mask, but an LSTM is causal: if each row's valid steps
+  come first, in order, the outputs at them are Keras's. So, in processing
+  order (a backward layer reverses inputs and mask first, as Keras does),
+  each row's valid steps are moved to the front by a stable permutation
+  (TOPK_V2 on the keys ``t`` for valid and ``T + t`` for masked steps, then
+  GATHER), the fused op runs forward, and Keras's output at step t is the
+  compacted output at ``cumsum(mask)[t] - 1``: the previous valid step's
+  output at masked steps (zeros before the first valid step, or at every
+  masked step with ``zero_output_for_mask``). Masked layers take this form
+  only in graphs bound for TFLite (see `masks_as_lengths`); other saved
+  graphs keep the plain loops.
 - a single step (T = 1, as in a one-step sampling model) has no time loop to
   fuse: it is the cell's step on plain ops (FULLY_CONNECTED and element-wise),
   which also gives c_T without the second copy of the weights that the
@@ -194,14 +200,23 @@ def _fresh_states(x, h0, c0):
     return h0 + zero, c0 - zero
 
 
-def _lengths(mask, steps):
-    """Per-row lengths of a right-padded mask, and rows whose mask is not."""
-    mask = tf.cast(mask, tf.bool)
-    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # (B,)
-    right_padded = tf.reduce_all(
-        tf.equal(mask, tf.sequence_mask(lengths, steps)), axis=1
-    )
-    return mask, lengths, right_padded
+def _compacted(x, mask):
+    """`x` with each row's valid steps first, in order, and their counts.
+
+    Args:
+        x: (B, T, F) inputs in processing order; mask: bool (B, T).
+
+    Returns:
+        ``(x_c, lengths)``: ``x_c[b, j]`` is row b's j-th valid step for
+        ``j < lengths[b]`` (then its masked steps, in order).
+    """
+    steps = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+    time = tf.range(steps)[None, :]  # (1, T)
+    # Distinct keys, valid steps first: the order top_k gives is stable.
+    keys = tf.where(mask, time, time + steps)
+    order = tf.math.top_k(-keys, k=steps, sorted=True).indices  # (B, T)
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+    return tf.gather(x, order, axis=1, batch_dims=1), lengths
 
 
 def _final_cell_state(x, hs, h0, c0, kernel, recurrent_kernel, bias, valid):
@@ -266,35 +281,26 @@ def lstm_sequence(layer, sequences, initial_state, mask):
         c = _final_cell_state(x, outputs, h0, c0, *weights, valid=None)
         return last_output, outputs, [last_output, c]
 
-    steps = tf.shape(sequences)[1]
-    mask, lengths, right_padded = _lengths(mask, steps)
-    # Processing order: each row's valid steps first, reversed if backwards.
-    x = (tf.reverse_sequence(sequences, lengths, seq_axis=1, batch_axis=0)
-         if layer.go_backwards else sequences)
+    # Processing order: Keras reverses the inputs and the mask, then runs
+    # forward, and returns the outputs in that order.
+    mask = tf.cast(mask, tf.bool)
+    x = sequences
+    if layer.go_backwards:
+        x, mask = tf.reverse(x, [1]), tf.reverse(mask, [1])
+    x, lengths = _compacted(x, mask)
     _, hs, *_ = keras_lstm_composite(False)(
         x, *_fresh_states(x, h0, c0), *weights
     )
+    valid = tf.sequence_mask(lengths, tf.shape(x)[1])  # A prefix of each row.
+    c = _final_cell_state(x, hs, h0, c0, *weights, valid=valid)
     seen = lengths > 0
     last_h = tf.gather(hs, tf.maximum(lengths - 1, 0), axis=1, batch_dims=1)
-    zeros = tf.zeros_like(last_h)
-    last_output = tf.where(seen[:, None], last_h, zeros)
     h = tf.where(seen[:, None], last_h, h0)
-    c = _final_cell_state(x, hs, h0, c0, *weights, valid=mask)
-    if layer.go_backwards:
-        # Keras's step k is time T-1-k; the first T-length steps are masked.
-        outputs = tf.reverse(
-            tf.reverse_sequence(hs, lengths, seq_axis=1, batch_axis=0), [1]
-        )
-        kept = tf.reverse(mask, [1])
-        outputs = tf.where(kept[:, :, None], outputs, tf.zeros_like(outputs))
-    else:
-        # Masked (padding) steps repeat the last output, or give zeros.
-        fill = zeros if layer.zero_output_for_mask else last_output
-        outputs = tf.where(mask[:, :, None], hs, fill[:, None])
-    bad = tf.fill(tf.shape(last_output), float("nan"))
-    ok = right_padded[:, None]
-    return (
-        tf.where(ok, last_output, bad),
-        tf.where(ok[:, :, None], outputs, bad[:, None]),
-        [tf.where(ok, h, bad), tf.where(ok, c, bad)],
-    )
+    # Step t shows the output after the valid steps up to t: the step's own
+    # when valid, else the previous valid one's (or zeros).
+    done = tf.math.cumsum(tf.cast(mask, tf.int32), axis=1)  # (B, T)
+    outputs = tf.gather(hs, tf.maximum(done - 1, 0), axis=1, batch_dims=1)
+    shown = mask if layer.zero_output_for_mask else done > 0
+    outputs = tf.where(shown[:, :, None], outputs, tf.zeros_like(outputs))
+    # Keras's last output is its last step's, masked as the others.
+    return outputs[:, -1], outputs, [h, c]

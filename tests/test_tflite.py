@@ -136,16 +136,92 @@ def test_right_padded_mask_matches_keras(return_sequences):
     check(model, {"ids": token_ids(4, 9, [9, 5, 1, 0])})
 
 
-def test_mask_that_is_not_right_padding_gives_nan_rows():
-    model = embedding_model(3, 6, mask_zero=True, return_sequences=False)
-    content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-    ids = token_ids(3, 6, [6, 4, 6])
-    ids[2, 0] = 0  # Left padding in row 2: TFLite cannot express it.
-    want = model.predict(ids, verbose=0)
-    got = run(content, {"ids": ids})
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g[:2], w[:2], atol=1e-5, rtol=0)
-        assert np.isnan(g[2]).all()
+def mixed_masks(steps=8, seed=0):
+    """int32 ids (7, steps) whose zeros (the mask) take every form Keras allows."""
+    ids = np.random.default_rng(seed).integers(1, 50, size=(7, steps))
+    valid = np.ones(ids.shape, bool)
+    valid[1, 5:] = False            # right padding
+    valid[2, :3] = False            # left padding
+    valid[3, [1, 4, 5]] = False     # holes
+    valid[4, :] = False             # all masked
+    valid[5, :-1] = False           # only the last step
+    valid[6, 1:] = False            # only the first step
+    ids[~valid] = 0
+    return ids.astype("int32")
+
+
+def check_against_keras(build, feeds, fused):
+    """Converts `build(keras_lstm.LSTM)` and compares it with
+    `build(keras.layers.LSTM)` holding the same weights, through the
+    interpreter (invoked twice), to 1e-5."""
+    ours, reference = build(keras_lstm.LSTM), build(keras.layers.LSTM)
+    reference.set_weights(ours.get_weights())
+    content = tf.lite.TFLiteConverter.from_keras_model(ours).convert()
+    ops = tflite.op_names(content)
+    assert ops.count(FUSED) == fused, ops
+    assert not set(ops) & set(UNFUSED), ops
+    inputs = [feeds[i.name] for i in reference.inputs]
+    want = reference.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
+    want = list(want) if isinstance(want, (list, tuple)) else [want]
+    for _ in range(2):
+        got = run(content, feeds)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, atol=1e-5, rtol=0)
+    return ops
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_any_mask_matches_keras_lstm(go_backwards, return_sequences):
+    # Right and left padding, holes, all-masked rows, through two stacked
+    # layers behind Embedding(mask_zero=True), with return_state.
+    ids = mixed_masks()
+
+    def build(lstm):
+        keras.utils.set_random_seed(10)
+        tokens = keras.Input(batch_shape=ids.shape, dtype="int32", name="ids")
+        x = keras.layers.Embedding(50, 8, mask_zero=True)(tokens)
+        x = lstm(5, return_sequences=True, go_backwards=go_backwards)(x)
+        out, h, c = lstm(3, return_sequences=return_sequences, return_state=True,
+                         go_backwards=go_backwards)(x)
+        return keras.Model(tokens, [out, h, c])
+
+    ops = check_against_keras(build, {"ids": ids}, fused=2)
+    assert "TOPK_V2" in ops, ops
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_bidirectional_with_any_mask_matches_keras_lstm(return_sequences):
+    # Bidirectional sets zero_output_for_mask = return_sequences on both
+    # layers and runs its backward layer with go_backwards.
+    ids = mixed_masks(steps=9, seed=1)
+
+    def build(lstm):
+        keras.utils.set_random_seed(11)
+        tokens = keras.Input(batch_shape=ids.shape, dtype="int32", name="ids")
+        x = keras.layers.Embedding(50, 6, mask_zero=True)(tokens)
+        x = keras.layers.Bidirectional(lstm(4, return_sequences=True))(x)
+        outputs = keras.layers.Bidirectional(lstm(
+            3, return_sequences=return_sequences, return_state=True))(x)
+        return keras.Model(tokens, list(outputs))
+
+    check_against_keras(build, {"ids": ids}, fused=4)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_zero_output_for_mask_without_sequences_matches_keras_lstm(go_backwards):
+    # Keras's last output is its last step's: zeros when that step is masked.
+    ids = mixed_masks(steps=6, seed=2)
+
+    def build(lstm):
+        keras.utils.set_random_seed(12)
+        tokens = keras.Input(batch_shape=ids.shape, dtype="int32", name="ids")
+        x = keras.layers.Embedding(50, 4, mask_zero=True)(tokens)
+        out = lstm(3, zero_output_for_mask=True, go_backwards=go_backwards)(x)
+        return keras.Model(tokens, out)
+
+    check_against_keras(build, {"ids": ids}, fused=1)
 
 
 def test_saved_model_from_export_converts(tmp_path):
@@ -172,7 +248,9 @@ def test_masked_model_export_converts_inside_masks_as_lengths(tmp_path):
                      input_signature=[tf.TensorSpec((2, 9), tf.int32, name="ids")])
     content = tf.lite.TFLiteConverter.from_saved_model(
         str(tmp_path / "exported")).convert()
-    check(model, {"ids": token_ids(2, 9, [9, 4])}, content=content)
+    ids = token_ids(2, 9, [9, 4])
+    ids[0, [0, 3]] = 0  # Left padding and a hole.
+    check(model, {"ids": ids}, content=content)
 
 
 def test_convert_fixes_the_batch_of_an_open_model():
