@@ -81,6 +81,18 @@ def masks_as_lengths():
         _scope.active = previous
 
 
+@contextlib.contextmanager
+def zero_initial_state(zero):
+    """Declares whether layers called in this block start from zero states
+    (no ``initial_state``, not stateful); see `_open_batch_states`."""
+    previous = getattr(_scope, "zero_states", False)
+    _scope.zero_states = bool(zero)
+    try:
+        yield
+    finally:
+        _scope.zero_states = previous
+
+
 def applies(layer, mask, training):
     """Whether `layer` traces the export graph of this module now.
 
@@ -120,22 +132,37 @@ def _tracing_default_save_signature():
 def warn_open_batch(layer, sequences):
     """Warns when a graph bound for TFLite has an open batch size.
 
-    TFLite fuses the LSTM only for a static batch; otherwise the converter
-    fails deep inside (on `TensorListReserve`) or needs Flex ops. (Raising
-    here would not reach the user: the converter catches errors of its first
-    attempt and retries another way, which then fails obscurely.)
+    With zero initial states the fused op gets states of one row (see
+    `_open_batch_states`): the .tflite runs at batch 1 only. With initial
+    states given, the converter cannot fuse and fails deep inside (on
+    `TensorListReserve`). (Raising here would not reach the user: the
+    converter catches errors of its first attempt and retries another way.)
     """
-    if (sequences.shape[0] is None and tracing._stack_has(_TFLITE_CONVERTERS)
-            and not _tracing_default_save_signature()):
+    if (sequences.shape[0] is not None
+            or not tracing._stack_has(_TFLITE_CONVERTERS)
+            or _tracing_default_save_signature()):
+        return
+    fix = ("keras_lstm.tflite.convert(model, batch_size=N), a model built on "
+           "keras.Input(batch_shape=(N, timesteps, features)), or "
+           "model.export(..., input_signature=[tf.TensorSpec((N, timesteps, "
+           "features))]) with the batch size N you need")
+    if getattr(_scope, "zero_states", False):
         warnings.warn(
             f"Layer '{layer.name}' is converted to TFLite with an unknown "
-            "batch size; TFLite's fused LSTM op needs a fixed one. Use "
-            "keras_lstm.tflite.convert(model, batch_size=1), build the model "
-            "on keras.Input(batch_shape=(batch, timesteps, features)), or "
-            "pass a fixed input_signature to model.export. Received: "
-            f"inputs.shape={tuple(sequences.shape)}",
+            "batch size: its fused LSTM op keeps states of batch 1, so the "
+            ".tflite runs one sequence at a time (resizing its input to "
+            f"another batch size fails). For another batch size use {fix}. "
+            f"Received: inputs.shape={tuple(sequences.shape)}",
             stacklevel=2,
         )
+        return
+    warnings.warn(
+        f"Layer '{layer.name}' is converted to TFLite with an unknown batch "
+        "size and initial states given; TFLite's fused LSTM op then needs a "
+        f"fixed batch size. Use {fix}. Received: "
+        f"inputs.shape={tuple(sequences.shape)}",
+        stacklevel=2,
+    )
 
 
 def export_blockers(layer):
@@ -154,7 +181,13 @@ def export_blockers(layer):
 
 
 def _lstm(inputs, h0, c0, kernel, recurrent_kernel, bias, go_backwards):
-    """Keras 2's LSTM interface on `keras_lstm.fused` with plain TF ops."""
+    """Keras 2's LSTM interface on `keras_lstm.fused` with plain TF ops.
+
+    States of one row (see `_open_batch_states`) serve every row.
+    """
+    if h0.shape[0] == 1 and inputs.shape[0] != 1:
+        shape = tf.stack([tf.shape(inputs)[0], tf.shape(h0)[1]])
+        h0, c0 = tf.broadcast_to(h0, shape), tf.broadcast_to(c0, shape)
     last_output, outputs, (h, c) = fused.fused_lstm(
         inputs, h0, c0, kernel, recurrent_kernel, bias,
         go_backwards=go_backwards, return_sequences=True, training=False,
@@ -198,6 +231,30 @@ def _fresh_states(x, h0, c0):
     """
     zero = tf.minimum(tf.abs(x[:, :1, 0]), 0.0) * float(next(_distinct))  # (B, 1)
     return h0 + zero, c0 - zero
+
+
+def _open_batch_states(x, units):
+    """Zero states of static shape (1, units) for inputs of an open batch size.
+
+    TFLite's converter fuses only states of a static shape
+    (``CheckFusableKerasLstm`` in tensorflow's
+    ``prepare_composite_functions_tf.cc``), and states of an open batch have
+    none. Zero initial states need no batch: the composite's body broadcasts
+    them, so TensorFlow runs any batch, while the fused op keeps states of
+    one row and so runs at batch 1 only (its kernel refuses other batches).
+    The zero from the input plays the part it plays in `_fresh_states`.
+    """
+    factor = float(next(_distinct))
+    zero = tf.reduce_sum(tf.minimum(tf.abs(x[:1, :1, :1]), 0.0)) * factor
+    zeros = tf.zeros([1, units], x.dtype)
+    return zeros + zero, zeros - zero
+
+
+def _composite_states(layer, x, h0, c0):
+    """The states the composite takes (see `_fresh_states`, `_open_batch_states`)."""
+    if x.shape[0] is None and getattr(_scope, "zero_states", False):
+        return _open_batch_states(x, layer.cell.units)
+    return _fresh_states(x, h0, c0)
 
 
 def _compacted(x, mask):
@@ -275,7 +332,7 @@ def lstm_sequence(layer, sequences, initial_state, mask):
         return _single_step(sequences, h0, c0, *weights, mask)
     if mask is None:
         last_output, outputs, *_ = keras_lstm_composite(layer.go_backwards)(
-            sequences, *_fresh_states(sequences, h0, c0), *weights
+            sequences, *_composite_states(layer, sequences, h0, c0), *weights
         )
         x = tf.reverse(sequences, [1]) if layer.go_backwards else sequences
         c = _final_cell_state(x, outputs, h0, c0, *weights, valid=None)
@@ -289,7 +346,7 @@ def lstm_sequence(layer, sequences, initial_state, mask):
         x, mask = tf.reverse(x, [1]), tf.reverse(mask, [1])
     x, lengths = _compacted(x, mask)
     _, hs, *_ = keras_lstm_composite(False)(
-        x, *_fresh_states(x, h0, c0), *weights
+        x, *_composite_states(layer, x, h0, c0), *weights
     )
     valid = tf.sequence_mask(lengths, tf.shape(x)[1])  # A prefix of each row.
     c = _final_cell_state(x, hs, h0, c0, *weights, valid=valid)

@@ -210,12 +210,14 @@ class LSTM(keras.layers.LSTM):
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         sequences = validation.as_float(sequences, self.compute_dtype)
-        return super().call(
-            sequences,
-            initial_state=initial_state,
-            mask=mask,
-            training=training,
-        )
+        zero_states = initial_state is None and not self.stateful
+        with export_graph.zero_initial_state(zero_states):
+            return super().call(
+                sequences,
+                initial_state=initial_state,
+                mask=mask,
+                training=training,
+            )
 
     @property
     def implementation_path(self):

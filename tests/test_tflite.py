@@ -350,9 +350,55 @@ def test_fixed_batch_rejects_what_is_not_a_positive_int(batch_size):
         tflite.fixed_batch(model, batch_size)
 
 
-def test_an_open_batch_size_warns_before_the_converter_fails():
-    model = keras.Sequential([keras.Input((5, 3)), keras_lstm.LSTM(4)])
-    with pytest.warns(UserWarning, match="needs a fixed one.*batch_size=1"):
+def test_plain_export_converts_to_fused_ops_that_run_at_batch_one(tmp_path):
+    # model.export leaves the batch open; zero initial states then enter the
+    # composite with the static shape (1, units) the converter needs.
+    keras.utils.set_random_seed(13)
+    inputs = keras.Input((10, 4), name="x")
+    h = keras.layers.Bidirectional(keras_lstm.LSTM(8, return_sequences=True))(inputs)
+    h = keras_lstm.LSTM(6, go_backwards=True)(h)
+    model = keras.Model(inputs, keras.layers.Dense(2)(h))
+    model.export(str(tmp_path / "exported"), verbose=False)
+    x = sequences(3, 10, 4)
+    want = model.predict(x, verbose=0)
+    # TensorFlow still serves any batch size from the same SavedModel.
+    loaded = tf.saved_model.load(str(tmp_path / "exported"))
+    np.testing.assert_allclose(loaded.serve(x), want, atol=1e-5, rtol=0)
+
+    content = tf.lite.TFLiteConverter.from_saved_model(
+        str(tmp_path / "exported")).convert()
+    ops = tflite.op_names(content)
+    assert ops.count(FUSED) == 3 and not set(ops) & set(UNFUSED), ops
+    runner = tflite.interpreter(content)
+    (spec,) = runner.get_input_details()
+    assert list(spec["shape_signature"]) == [-1, 10, 4]
+    for _ in range(2):
+        np.testing.assert_allclose(
+            run(content, {"x": x[:1]})[0], want[:1], atol=1e-5, rtol=0)
+    # The fused op keeps states of one row: TFLite's kernel refuses others.
+    runner.resize_tensor_input(spec["index"], [3, 10, 4])
+    with pytest.raises(RuntimeError, match=r"NumElements\(output_state\)"):
+        runner.allocate_tensors()
+
+
+def test_an_open_batch_from_keras_model_warns_that_it_runs_at_batch_one():
+    keras.utils.set_random_seed(14)
+    model = keras.Sequential([
+        keras.Input((5, 3), name="x"), keras_lstm.LSTM(4), keras.layers.Dense(1)
+    ])
+    with pytest.warns(UserWarning, match="runs one sequence at a time.*batch_size=N"):
+        content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    assert tflite.op_names(content).count(FUSED) == 1
+    x = sequences(1, 5, 3)
+    np.testing.assert_allclose(
+        run(content, {"x": x})[0], model.predict(x, verbose=0), atol=1e-5, rtol=0)
+
+
+def test_an_open_batch_with_initial_states_warns_before_the_converter_fails():
+    x = keras.Input((5, 3))
+    h0, c0 = keras.Input((4,)), keras.Input((4,))
+    model = keras.Model([x, h0, c0], keras_lstm.LSTM(4)(x, initial_state=[h0, c0]))
+    with pytest.warns(UserWarning, match="initial states given.*batch_size=N"):
         with pytest.raises(Exception):
             tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
