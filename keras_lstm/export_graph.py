@@ -13,8 +13,9 @@ recognises such a function and replaces its body with one fused
 ``utils/lstm_utils.cc``). The body is `keras_lstm.fused` on plain TensorFlow
 ops, so TF Serving and any process without keras_lstm run the same numbers.
 
-The converter fuses only when the batch size is fixed (h0 and c0 have static
-shapes) and only the first two results are used; it has no mask input and
+The converter fuses only when h0 and c0 have static shapes (with an open
+batch size, zero initial states enter as one row: `_open_batch_states`) and
+only the first two results are used; it has no mask input and
 clips the cell state to [-10, 10] (`keras_lstm.tflite.without_cell_clip`
 undoes that). So this module computes what Keras returns besides the
 outputs with standard ops around the call:

@@ -1,8 +1,10 @@
 """TFLite / LiteRT conversion of models with `keras_lstm` layers, and what to check.
 
 TensorFlow's default converter turns each `keras_lstm.LSTM` into one fused
-``UNIDIRECTIONAL_SEQUENCE_LSTM`` op (see `keras_lstm.export_graph`) when the
-model's batch size is fixed. `convert` fixes it for you:
+``UNIDIRECTIONAL_SEQUENCE_LSTM`` op (see `keras_lstm.export_graph`). With the
+batch size left open (``keras.Input(shape=...)``, plain ``model.export``) the
+op keeps states of batch 1, so the .tflite runs one sequence at a time; a
+fixed batch size (any) takes that batch. `convert` fixes it for you:
 
     content = keras_lstm.tflite.convert(model, batch_size=1)
     open("model.tflite", "wb").write(content)
@@ -21,8 +23,8 @@ import tensorflow as tf
 def fixed_batch(model, batch_size):
     """`model` behind inputs of batch size `batch_size` (same weights).
 
-    TFLite fuses an LSTM only when its batch size is known, and a Keras
-    model usually leaves it open (``keras.Input(shape=...)``).
+    TFLite's fused LSTM op takes one batch size, and a Keras model usually
+    leaves it open (``keras.Input(shape=...)``), which converts for batch 1.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(
@@ -42,8 +44,9 @@ def convert(model, batch_size=1, quantize=False):
 
     Args:
         model: A functional or sequential `keras.Model`.
-        batch_size: The batch size the converted model takes (fixed: the
-            fused LSTM op needs it), or None to keep the model's own.
+        batch_size: The batch size the converted model takes (the fused
+            LSTM op takes one), or None to keep the model's own (an open
+            one converts for batch 1).
         quantize: Dynamic-range quantization: weights stored as int8,
             activations computed in float (``tf.lite.Optimize.DEFAULT``).
     """
