@@ -41,6 +41,7 @@ def check(model, feeds, atol=1e-5, content=None, fused=None):
         ])
     assert ops.count(FUSED) == fused, ops
     assert not set(ops) & set(UNFUSED), ops
+    assert not [op for op in ops if op.startswith("Flex")], ops
     want = model.predict([feeds[i.name] for i in model.inputs], verbose=0)
     want = want if isinstance(want, list) else [want]
     for _ in range(2):  # A second invoke must not start from the first's states.
@@ -160,6 +161,7 @@ def check_against_keras(build, feeds, fused):
     ops = tflite.op_names(content)
     assert ops.count(FUSED) == fused, ops
     assert not set(ops) & set(UNFUSED), ops
+    assert not [op for op in ops if op.startswith("Flex")], ops
     inputs = [feeds[i.name] for i in reference.inputs]
     want = reference.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
     want = list(want) if isinstance(want, (list, tuple)) else [want]
@@ -392,6 +394,28 @@ def test_an_open_batch_from_keras_model_warns_that_it_runs_at_batch_one():
     x = sequences(1, 5, 3)
     np.testing.assert_allclose(
         run(content, {"x": x})[0], model.predict(x, verbose=0), atol=1e-5, rtol=0)
+
+
+def test_an_open_batch_masked_model_matches_keras_lstm_one_row_at_a_time():
+    ids = mixed_masks(steps=7, seed=3)
+
+    def build(lstm):
+        keras.utils.set_random_seed(15)
+        tokens = keras.Input((7,), dtype="int32", name="ids")
+        x = keras.layers.Embedding(50, 6, mask_zero=True)(tokens)
+        x = keras.layers.Bidirectional(lstm(4, return_sequences=True))(x)
+        return keras.Model(tokens, lstm(3)(x))
+
+    ours, reference = build(keras_lstm.LSTM), build(keras.layers.LSTM)
+    reference.set_weights(ours.get_weights())
+    with pytest.warns(UserWarning, match="runs one sequence at a time"):
+        content = tf.lite.TFLiteConverter.from_keras_model(ours).convert()
+    ops = tflite.op_names(content)
+    assert ops.count(FUSED) == 3 and not set(ops) & set(UNFUSED), ops
+    want = reference.predict(ids, verbose=0)
+    for row in range(len(ids)):
+        got = run(content, {"ids": ids[row:row + 1]})[0]
+        np.testing.assert_allclose(got, want[row:row + 1], atol=1e-5, rtol=0)
 
 
 def test_an_open_batch_with_initial_states_warns_before_the_converter_fails():
