@@ -30,8 +30,8 @@ outputs with standard ops around the call:
   compacted output at ``cumsum(mask)[t] - 1``: the previous valid step's
   output at masked steps (zeros before the first valid step, or at every
   masked step with ``zero_output_for_mask``). Masked layers take this form
-  only in graphs bound for TFLite (see `masks_as_lengths`); other saved
-  graphs keep the plain loops.
+  in every saved graph (CPU), so `model.export` followed by
+  `TFLiteConverter.from_saved_model` fuses them as well.
 - a single step (T = 1, as in a one-step sampling model) has no time loop to
   fuse: it is the cell's step on plain ops (FULLY_CONNECTED and element-wise),
   which also gives c_T without the second copy of the weights that the
@@ -66,13 +66,13 @@ _TFLITE_CONVERTERS = ("tensorflow/lite/python/", "keras/src/export/litert")
 
 
 @contextlib.contextmanager
-def masks_as_lengths():
-    """Masked layers traced in this block take the TFLite form (see module doc).
+def bound_for_tflite():
+    """Layers traced in this block take the TFLite form (see module doc).
 
-    TFLite's converter and Keras's LiteRT export get it by themselves; use
-    this around `model.export` when its SavedModel goes to
-    `TFLiteConverter.from_saved_model`. Elsewhere saved graphs of masked
-    layers keep the plain loops, which take any mask.
+    Saved graphs take it anyway on a CPU; on a machine with a GPU they keep
+    cuDNN unless traced here (TFLite's converter and Keras's LiteRT export
+    are recognised by themselves). Use it around `model.export` on a GPU
+    machine when the SavedModel goes to `TFLiteConverter.from_saved_model`.
     """
     previous = getattr(_scope, "active", False)
     _scope.active = True
@@ -80,6 +80,10 @@ def masks_as_lengths():
         yield
     finally:
         _scope.active = previous
+
+
+# Its earlier name (from before compaction, when masks went in as lengths).
+masks_as_lengths = bound_for_tflite
 
 
 @contextlib.contextmanager
@@ -98,8 +102,8 @@ def applies(layer, mask, training):
     """Whether `layer` traces the export graph of this module now.
 
     In inference graphs that may be saved (`keras_lstm.tracing`), for plain
-    float32 layers; masked ones, and on a GPU any, only when the graph is
-    bound for TFLite.
+    float32 layers, masked or not; on a GPU only when the graph is bound for
+    TFLite.
     """
     if training is not None and training is not False:
         return False  # Training graphs need the layer's dropout and gradients.
@@ -109,9 +113,8 @@ def applies(layer, mask, training):
                   or tracing._stack_has(_TFLITE_CONVERTERS))
     if for_tflite:
         return True
-    # A SavedModel traced on a GPU keeps cuDNN (standard ops too), and one
-    # of a masked layer the plain loops, which take any mask.
-    return mask is None and layer.implementation_path != "cudnn"
+    # A SavedModel traced on a GPU keeps cuDNN (standard ops too).
+    return layer.implementation_path != "cudnn"
 
 
 def _tracing_default_save_signature():

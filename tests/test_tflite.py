@@ -243,11 +243,10 @@ def test_saved_model_from_export_converts(tmp_path):
         run(content, {"x": x})[0], model.predict(x, verbose=0), atol=1e-5, rtol=0)
 
 
-def test_masked_model_export_converts_inside_masks_as_lengths(tmp_path):
+def test_plain_export_of_a_masked_model_converts_to_fused_ops(tmp_path):
     model = embedding_model(2, 9, mask_zero=True, return_sequences=False)
-    with export_graph.masks_as_lengths():
-        model.export(str(tmp_path / "exported"), verbose=False,
-                     input_signature=[tf.TensorSpec((2, 9), tf.int32, name="ids")])
+    model.export(str(tmp_path / "exported"), verbose=False,
+                 input_signature=[tf.TensorSpec((2, 9), tf.int32, name="ids")])
     content = tf.lite.TFLiteConverter.from_saved_model(
         str(tmp_path / "exported")).convert()
     ids = token_ids(2, 9, [9, 4])
@@ -465,5 +464,7 @@ def test_saved_graphs_on_a_gpu_keep_cudnn_unless_bound_for_tflite(monkeypatch):
         monkeypatch.setattr(cudnn, "gpu_available", lambda gpu=gpu: gpu)
         with tf.Graph().as_default(), keras_lstm.portable_graphs():
             assert export_graph.applies(layer, None, training=False) is saved
-            with export_graph.masks_as_lengths():
+            with export_graph.bound_for_tflite():
+                assert export_graph.applies(layer, None, training=False) is tflite_bound
+            with export_graph.masks_as_lengths():  # The earlier name.
                 assert export_graph.applies(layer, None, training=False) is tflite_bound
