@@ -1,4 +1,5 @@
-"""recipes/common/outputs.py: atomic writes, the umask, no NaN in JSON."""
+"""recipes/common/outputs.py: atomic writes, the umask, no NaN in JSON, and
+the sweep of temporaries a killed run left (temporaries.py, run_lock.py)."""
 
 import json
 import os
@@ -43,3 +44,47 @@ def test_nan_is_never_written_and_the_old_file_stays(tmp_path):
     with pytest.raises(FloatingPointError, match="NaN or infinite"):
         outputs.save_model_atomically(model, str(tmp_path / "model.keras"))
     assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_the_next_run_sweeps_temporaries_a_killed_run_left(tmp_path):
+    """A process killed (SIGKILL) between writing a temporary and renaming it
+    leaves the temporary; the next run that takes the lock removes it and
+    only it."""
+    import subprocess
+    import sys
+
+    model_dir = tmp_path / "run"
+    (model_dir / "checkpoints").mkdir(parents=True)
+    (model_dir / "metrics.json").write_text("{}")
+    keep = [model_dir / "notes.tmp", model_dir / ".hidden.txt",
+            model_dir / "model.keras.partial.keras"]
+    for path in keep:
+        path.write_text("the user's")
+    script = (
+        "import os, signal, sys\n"
+        "from recipes.common import temporaries\n"
+        "for target in sys.argv[1:]:\n"
+        "    for suffix in temporaries.SUFFIXES:\n"
+        "        fd, _ = temporaries.temporary_beside(target, suffix)\n"
+        "        os.write(fd, b'half written')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n")
+    targets = [str(model_dir / "model.keras"), str(model_dir / "checkpoints" / "epoch_001.keras")]
+    killed = subprocess.run([sys.executable, "-c", script, *targets],
+                            cwd=os.path.dirname(os.path.dirname(__file__)),
+                            capture_output=True)
+    assert killed.returncode == -9
+    left = sorted(str(p) for p in model_dir.rglob(".*") if p.is_file()
+                  and p not in keep)
+    assert len(left) == 4
+
+    swept = subprocess.run(
+        [sys.executable, "-c",
+         "import sys\nfrom recipes.common.run_lock import run_lock\n"
+         "with run_lock(sys.argv[1]):\n    pass\n", str(model_dir)],
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+        capture_output=True, text=True, check=True)
+    for path in left:
+        assert not os.path.exists(path)
+        assert f"removed {path}" in swept.stderr
+    for path in keep + [model_dir / "metrics.json"]:
+        assert path.read_text() in ("the user's", "{}")

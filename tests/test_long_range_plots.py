@@ -28,3 +28,24 @@ def test_plot_all_writes_three_pngs_even_with_underflowed_gradients(tmp_path):
         with open(path, "rb") as f:
             png = f.read()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_a_failed_redraw_keeps_the_last_good_png_and_no_temporary(tmp_path, monkeypatch):
+    runs = {6: {"lstm": _entry(0.001, np.ones(6))}}
+    paths = plots.plot_all(runs, 1 / 6, str(tmp_path))
+    before = {path: open(path, "rb").read() for path in paths}
+
+    def killed_midway(self, target, **kwargs):
+        target.write(b"\x89PNG\r\n\x1a\n truncated")
+        raise KeyboardInterrupt  # As a Ctrl-C while the image is being drawn.
+
+    monkeypatch.setattr(plots.plt.Figure, "savefig", killed_midway)
+    try:
+        plots.plot_all(runs, 1 / 6, str(tmp_path))
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the patched savefig did not run")
+    assert {path: open(path, "rb").read() for path in paths} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        path.split("/")[-1] for path in paths)

@@ -4,33 +4,18 @@ Every file a run leaves behind is written under a temporary name in the same
 directory and renamed over the target, so a run killed at any moment (even by
 `kill -9`) leaves either the old file or the new one, never a truncated one.
 New files get the usual permissions (0666 minus the umask), as `open` gives.
+Temporaries a killed run left are swept by the next run (`temporaries`).
 """
 
 import json
 import os
-import tempfile
 
 import tensorflow as tf
 
 from recipes.common.errors import UsageError
 from recipes.common.finite import require_finite_weights
 from recipes.common.summaries import write_text
-
-
-def _current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _temporary_beside(path, suffix):
-    """(fd, name) of a new temporary file next to `path`, mode 0666 & ~umask."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=suffix)
-    os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes it 0600.
-    return fd, tmp
+from recipes.common.temporaries import temporary_beside
 
 
 def write_json_atomically(path, payload):
@@ -46,7 +31,7 @@ def write_json_atomically(path, payload):
 
 def write_bytes_atomically(path, data):
     """Writes `data` to `path` via a temporary file and a rename."""
-    fd, tmp = _temporary_beside(path, ".tmp")
+    fd, tmp = temporary_beside(path, ".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -63,7 +48,7 @@ def save_model_atomically(model, path):
     no non-finite model is ever exported.
     """
     require_finite_weights(model, path)
-    fd, tmp = _temporary_beside(path, ".partial.keras")
+    fd, tmp = temporary_beside(path, ".partial.keras")
     os.close(fd)
     try:
         model.save(tmp)

@@ -5,6 +5,8 @@ and is locked with `flock` while that run lives. The kernel drops the flock
 when the process dies, even by `kill -9`, so a lock left behind by a dead
 run is recognised as stale and taken over (with a warning). A second run
 started on the same directory is refused with a message naming the first.
+The run that takes the lock sweeps the temporaries of atomic writes that a
+killed run left (`temporaries.sweep`).
 
 In a multi-worker run (TF_CONFIG) only the chief takes the lock: the other
 workers share the chief's --model_dir but write nothing of their own there.
@@ -17,6 +19,7 @@ import os
 import socket
 import sys
 
+from recipes.common import temporaries
 from recipes.common.errors import UsageError
 
 LOCK_FILE = ".lock"
@@ -78,6 +81,11 @@ def run_lock(model_dir):
         os.ftruncate(fd, 0)
         os.pwrite(fd, me.encode(), 0)
         os.fsync(fd)
+        # The lock is ours: temporaries of atomic writes in model_dir belong
+        # to a run that was killed between writing and renaming.
+        for leftover in temporaries.sweep(model_dir):
+            print(f"note: removed {leftover}, left by a run that was killed "
+                  "while writing it", file=sys.stderr, flush=True)
         try:
             yield
         finally:

@@ -3,6 +3,7 @@
 Every function takes `runs`: {length: {model_name: results.json entry}}.
 """
 
+import io
 import os
 
 import matplotlib
@@ -10,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from recipes.common.outputs import write_bytes_atomically  # noqa: E402
 
 _STYLE = {
     "lstm": {"color": "tab:blue", "label": "keras_lstm.LSTM"},
@@ -100,7 +103,11 @@ def _models(runs):
 
 
 def _save(fig, path):
+    """Writes the figure as PNG through a temporary file and a rename, so a
+    kill never leaves a truncated image in place of the last good one."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    image = io.BytesIO()
+    fig.savefig(image, dpi=110, format="png")
     plt.close(fig)
+    write_bytes_atomically(path, image.getvalue())
     return path
