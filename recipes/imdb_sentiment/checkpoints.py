@@ -10,8 +10,8 @@ survive an interruption.
 
 What is saved is finite: a NaN or infinite loss stops training at once, and
 an epoch whose weights went non-finite is neither saved nor recorded. An
-epoch cut short by SIGINT or SIGTERM is not recorded either (it is trained
-again on resume). A checkpoint that cannot be loaded is moved to
+epoch cut short by SIGINT or SIGTERM is saved as it stands after the current
+batch (see mid_epoch.py) and the rerun resumes at the next batch. A checkpoint that cannot be loaded is moved to
 checkpoints/damaged/ with a warning, and the run resumes from the epoch
 before it.
 """
@@ -29,6 +29,7 @@ from recipes.common import workers
 from recipes.common.finite import non_finite_weights
 from recipes.common.outputs import save_model_atomically
 from recipes.common.outputs import write_json_atomically
+from recipes.imdb_sentiment import mid_epoch
 
 CHECKPOINT_DIR = "checkpoints"
 HISTORY_FILE = "history.json"
@@ -103,7 +104,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
     Also times each epoch's training (validation excluded) and stops training
     once `patience` epochs have passed without a better validation accuracy.
     Stops at once, saving nothing more, on a non-finite loss (`diverged`
-    then says where) or when `stop` (a `signals.StopRequest`) fires.
+    then says where). When `stop` (a `signals.StopRequest`) fires, saves
+    the epoch as it stands after the current batch (`mid_epoch.save`;
+    `saved_mid_epoch` is then (epoch, batches done)) and stops, unless that
+    batch was the epoch's last: then the epoch is completed and recorded.
 
     Args:
         model_dir: Where checkpoints/ and history.json go.
@@ -111,9 +115,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
             in place.
         patience: Epochs without improvement before stopping; 0 never stops.
         stop: A `signals.StopRequest`, or None.
+        resumed: The `mid_epoch.load` state of the epoch the first `fit`
+            continues, or None.
     """
 
-    def __init__(self, model_dir, history, patience, stop=None):
+    def __init__(self, model_dir, history, patience, stop=None, resumed=None):
         super().__init__()
         self.model_dir = model_dir
         self.history = history
@@ -124,26 +130,54 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._train_seconds = None
         self._epoch = 0
         self._cut_short = False
-        self._any_worker_stops = bool  # Set for the strategy at on_train_begin.
+        self._any_worker_stops = None  # Set for the strategy at on_train_begin.
+        self.resumed = resumed
+        self._skipped = 0  # Batches of this epoch done before this run.
+        self._earlier_seconds = 0.0
+        self.saved_mid_epoch = None
 
     def on_train_begin(self, logs=None):
         # Multi-worker: all workers must stop after the same step.
-        self._any_worker_stops = workers.make_stop_agreement(
-            self.model.distribute_strategy)
+        if self._any_worker_stops is None:
+            self._any_worker_stops = workers.make_stop_agreement(
+                self.model.distribute_strategy)
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.diverged = f"the training loss became {float(loss)} in epoch {self._epoch}"
-        if self.diverged or self._any_worker_stops(self.stop):
+        if batch == 0 and self._skipped:
+            mid_epoch.add_metric_sums(self.model, self.resumed)
+        if self.diverged:
             self._cut_short = True
             self.model.stop_training = True
+        elif (self._any_worker_stops(self.stop)
+              and batch + 1 != self.params.get("steps")):
+            # After the epoch's last batch, the epoch is completed instead.
+            self._cut_short = True
+            self.model.stop_training = True
+            self._save_mid_epoch(self._skipped + batch + 1)
+
+    def _save_mid_epoch(self, batches_done):
+        bad = non_finite_weights(self.model.weights)
+        if bad:
+            self.diverged = (f"epoch {self._epoch} reached NaN or infinite "
+                             f"weights ({', '.join(bad[:3])})")
+            return
+        seconds = self._earlier_seconds + time.perf_counter() - self._epoch_start
+        mid_epoch.save(self.model, self.model_dir, self._epoch, batches_done,
+                       seconds)
+        self.saved_mid_epoch = (self._epoch, batches_done)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch + 1
         self._cut_short = False
         self._epoch_start = time.perf_counter()
         self._train_seconds = None
+        self._skipped, self._earlier_seconds = 0, 0.0
+        if self.resumed and self.resumed["epoch"] == self._epoch:
+            self._skipped = self.resumed["batches_done"]
+            self._earlier_seconds = self.resumed["train_seconds"]
 
     def on_test_begin(self, logs=None):
         # Validation at the end of an epoch: the training part is over.
@@ -163,13 +197,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
         elapsed = time.perf_counter() - self._epoch_start
         train_seconds = self._train_seconds or elapsed
         save_model_atomically(self.model, checkpoint_path(self.model_dir, epoch + 1))
-        entry = {"epoch": epoch + 1, "train_seconds": train_seconds,
+        entry = {"epoch": epoch + 1,
+                 "train_seconds": self._earlier_seconds + train_seconds,
                  "validation_seconds": elapsed - train_seconds}
         entry.update({name: float(value) for name, value in (logs or {}).items()})
         self.history.append(entry)
         write_json_atomically(
             os.path.join(self.model_dir, HISTORY_FILE), self.history
         )
+        mid_epoch.discard(self.model_dir)
         self._epoch_start = None
         # A signal during validation or the save: the epoch is kept.
         if self._any_worker_stops(self.stop):

@@ -8,7 +8,9 @@ under the chosen tf.distribute strategy and leaves in model_dir:
     vocabulary.json     the words TextVectorization learned from training text
     logs/               TensorBoard: loss/accuracy, learning rate, weight and
                         gate-bias histograms, the settings as text
-    checkpoints/        epoch_NNN.keras after every epoch (see checkpoints.py)
+    checkpoints/        epoch_NNN.keras after every epoch (see checkpoints.py);
+                        mid_epoch.json and mid_epoch_*.keras while an epoch
+                        cut short by SIGTERM/SIGINT waits (see mid_epoch.py)
     history.json        per-epoch figures; resuming continues after the last
     model.keras         vectorizer + best epoch's classifier: raw strings in
     metrics.json        test accuracy/loss, epochs, seconds, examples/second
@@ -34,6 +36,7 @@ from recipes.common.strategy import set_precision
 from recipes.imdb_sentiment import callbacks as callbacks_lib
 from recipes.imdb_sentiment import checkpoints
 from recipes.imdb_sentiment import input_pipeline
+from recipes.imdb_sentiment import mid_epoch
 from recipes.imdb_sentiment import model as model_lib
 from recipes.imdb_sentiment import multi_worker
 from recipes.imdb_sentiment import sources
@@ -107,13 +110,27 @@ def _write_run_files(config, model_dir, out_dir, vocabulary):
             os.path.join(out_dir, VOCABULARY_FILE), vocabulary)
 
 
-def _callbacks(config, model_dir, history, vectorizer, validation, stop):
+class _Progress(keras.callbacks.ProgbarLogger):
+    """Keras's progress bar, saying "Epoch 3/6" although each `fit` runs one epoch."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self._epochs = epochs
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.epochs = self._epochs
+
+
+def _callbacks(config, model_dir, history, vectorizer, validation, stop,
+               resumed):
     log_dir = os.path.join(model_dir, "logs")
     found = [
         callbacks_lib.EpochSummaries(log_dir),
         checkpoints.EpochCheckpoint(
-            model_dir, history, config.early_stopping_patience, stop
+            model_dir, history, config.early_stopping_patience, stop, resumed
         ),
+        _Progress(config.epochs),
     ]
     if config.gate_heatmaps:
         found.append(
@@ -124,9 +141,10 @@ def _callbacks(config, model_dir, history, vectorizer, validation, stop):
     return found
 
 
-def _make_datasets(config, splits, vectorizer):
+def _make_batches(config, splits, vectorizer):
+    """{split: input_pipeline.Batches}; training's are shuffled per epoch."""
     return {
-        name: input_pipeline.make_dataset(
+        name: input_pipeline.Batches(
             reviews, vectorizer, config.max_len, config.batch_size,
             config.bucket_by_length,
             shuffle_seed=config.seed if name == "train" else None,
@@ -135,19 +153,30 @@ def _make_datasets(config, splits, vectorizer):
     }
 
 
-def _restore_or_build(config, model_dir, history, vocab_size, train_examples):
-    """(classifier, history): the newest intact checkpoint's, or a new one."""
+def _restore_or_build(config, model_dir, history, vocab_size, train_examples,
+                      batches_per_epoch):
+    """(classifier, history, mid-epoch state or None) to continue from.
+
+    The newest intact epoch checkpoint's classifier, or the mid-epoch one
+    of the epoch after it, or a new classifier.
+    """
     classifier, history = checkpoints.load_newest_intact(model_dir, history)
+    mid_classifier, resumed = mid_epoch.load(model_dir, len(history) + 1)
+    if mid_classifier is not None:
+        print(f"Resuming epoch {resumed['epoch']} after its batch "
+              f"{resumed['batches_done']} of {batches_per_epoch} from "
+              f"{model_dir}.")
+        return mid_classifier, history, resumed
     if classifier is not None:
         print(f"Resuming after epoch {len(history)} from {model_dir}.")
-        return classifier, history
+        return classifier, history, None
     classifier = model_lib.build_classifier(config, vocab_size)
     model_lib.compile_classifier(
         classifier,
         model_lib.learning_rate_schedule(config, train_examples),
         config.clipnorm,
     )
-    return classifier, history
+    return classifier, history, None
 
 
 def _export(config, vocabulary, checkpoint, model_dir):
@@ -163,17 +192,45 @@ def _export(config, vocabulary, checkpoint, model_dir):
 
 def _raise_if_cut_short(epoch_checkpoint, model_dir, history, stop):
     """A FloatingPointError or Stopped if fit ended on a NaN or a signal."""
-    saved = (f"epochs 1-{len(history)} are saved in "
-             f"{os.path.join(model_dir, checkpoints.CHECKPOINT_DIR)}"
+    where = os.path.join(model_dir, checkpoints.CHECKPOINT_DIR)
+    saved = (f"epochs 1-{len(history)} are saved in {where}"
              if history else "no epoch had been saved yet")
     if epoch_checkpoint.diverged:
         raise FloatingPointError(
             f"{epoch_checkpoint.diverged}; stopped without saving it ({saved}). "
             "Lower --learning_rate or --clipnorm and train in a new --model_dir")
     if stop:
+        if epoch_checkpoint.saved_mid_epoch:
+            epoch, batches = epoch_checkpoint.saved_mid_epoch
+            raise Stopped(
+                f"{stop.name}: stopped during epoch {epoch} after its batch "
+                f"{batches}, saved in {where} ({saved}); rerun the same command "
+                f"to resume from batch {batches + 1} of epoch {epoch}",
+                stop.exit_status)
         raise Stopped(f"{stop.name}: stopped during epoch {len(history) + 1} ("
                       f"{saved}); rerun the same command to resume from epoch "
                       f"{len(history) + 1}", stop.exit_status)
+
+
+def _fit_epochs(config, classifier, batches, callbacks, done, resumed):
+    """Trains epochs done+1.. (1-based) until the last, a stop or early stopping.
+
+    One `fit` per epoch, each on that epoch's own batches (the first one
+    without the batches done before a mid-epoch stop), so that every epoch
+    sees the same batches however often the run was stopped and resumed.
+    """
+    validation = batches["validation"].epoch()
+    for epoch in range(done, config.epochs):
+        skip = resumed["batches_done"] if resumed and epoch == done else 0
+        classifier.fit(
+            batches["train"].epoch(epoch, skip=skip),
+            validation_data=validation,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            callbacks=callbacks,
+        )
+        if classifier.stop_training:
+            return
 
 
 def train_and_evaluate(config, model_dir):
@@ -222,30 +279,28 @@ def _train(config, model_dir, out_dir, splits, strategy, policy, vocabulary,
     vectorizer = text.make_vectorizer(
         config.vocab_size, vocabulary=vocabulary, keep_marks=config.keep_marks
     )
-    datasets = _make_datasets(config, splits, vectorizer)
+    batches = _make_batches(config, splits, vectorizer)
 
     history, _ = checkpoints.resume_point(model_dir)
     with strategy.scope():
-        classifier, history = _restore_or_build(
+        classifier, history, resumed = _restore_or_build(
             config, model_dir, history, vectorizer.vocabulary_size(),
-            len(splits["train"]),
+            len(splits["train"]), batches["train"].num_batches,
         )
     done = len(history)
     workers.check_same_position(strategy, done, "epochs", model_dir)
+    workers.check_same_position(
+        strategy, resumed["batches_done"] if resumed else 0,
+        f"batches of epoch {done + 1}", model_dir)
     multi_worker.patch_for_multi_worker(classifier)
     patience = config.early_stopping_patience
     stopped = patience and checkpoints.epochs_without_improvement(history) >= patience
     if done < config.epochs and not stopped:
         callbacks = _callbacks(
-            config, out_dir, history, vectorizer, splits["validation"], stop
+            config, out_dir, history, vectorizer, splits["validation"], stop,
+            resumed,
         )
-        classifier.fit(
-            datasets["train"],
-            validation_data=datasets["validation"],
-            epochs=config.epochs,
-            initial_epoch=done,
-            callbacks=callbacks,
-        )
+        _fit_epochs(config, classifier, batches, callbacks, done, resumed)
         _raise_if_cut_short(callbacks[1], model_dir, history, stop)
 
     best = checkpoints.best_entry(history)
@@ -257,7 +312,7 @@ def _train(config, model_dir, out_dir, splits, strategy, policy, vocabulary,
     with strategy.scope():
         best_classifier = keras.models.load_model(best_path)
     multi_worker.patch_for_multi_worker(best_classifier)
-    test = best_classifier.evaluate(datasets["test"], return_dict=True)
+    test = best_classifier.evaluate(batches["test"].epoch(), return_dict=True)
     if not all(math.isfinite(value) for value in test.values()):
         raise FloatingPointError(
             f"the best epoch's test figures are not finite ({test}); nothing "
