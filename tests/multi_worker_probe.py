@@ -68,16 +68,17 @@ def imdb_batches(bucket_by_length):
     vectorizer = text.make_vectorizer(config.vocab_size)
     words = imdb_pipeline.adapt_vocabulary(vectorizer, texts.astype(str))
     vectorizer = text.make_vectorizer(config.vocab_size, vocabulary=words)
-    datasets = imdb_train._make_datasets(
+    batches = imdb_train._make_batches(
         config, {"train": reviews, "test": reviews}, vectorizer)
 
     def ids(batch):
         return [" ".join(str(t) for t in row if t) for row in batch]
 
-    train = STRATEGY.experimental_distribute_dataset(datasets["train"])
-    test = STRATEGY.experimental_distribute_dataset(datasets["test"])
+    train = [STRATEGY.experimental_distribute_dataset(batches["train"].epoch(epoch))
+             for epoch in range(2)]
+    test = STRATEGY.experimental_distribute_dataset(batches["test"].epoch())
     return {
-        "train": [[local_rows(x, ids) for x, _ in train] for _ in range(2)],
+        "train": [[local_rows(x, ids) for x, _ in epoch] for epoch in train],
         "test": [local_rows(x, ids) for x, _ in test],
     }
 

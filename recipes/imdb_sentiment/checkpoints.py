@@ -146,7 +146,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.diverged = f"the training loss became {float(loss)} in epoch {self._epoch}"
-        if batch == 0 and self._skipped:
+        if (batch == 0 and self._skipped
+                and workers.is_chief(self.model.distribute_strategy)):
+            # Saved: the sums over all workers; one worker adds them back.
             mid_epoch.add_metric_sums(self.model, self.resumed)
         if self.diverged:
             self._cut_short = True
