@@ -245,6 +245,25 @@ def test_imdb_workers_stop_together_on_a_forwarded_sigterm(tmp_path):
     assert "SIGTERM: stopped during epoch" in stderr, stderr[-3000:]
     worker_1 = (tmp_path / "logs" / "worker_1.log").read_text()
     assert "SIGTERM: stopped during epoch" in worker_1, worker_1[-3000:]
+    done = len(json.loads((model_dir / "history.json").read_text()))
+    mid_epoch = model_dir / "checkpoints" / "mid_epoch.json"
+    if mid_epoch.exists():  # Stopped mid-epoch (almost always): saved there.
+        assert json.loads(mid_epoch.read_text())["epoch"] == done + 1
     _launch(tmp_path, "recipes.imdb_sentiment", *flags)
     history = json.loads((model_dir / "history.json").read_text())
     assert [entry["epoch"] for entry in history] == [1, 2, 3]
+    import keras
+
+    final = keras.models.load_model(str(model_dir / "checkpoints" / "epoch_003.keras"))
+    assert int(final.optimizer.iterations.numpy()) == 3 * 36 // 4
+    # The same figures as one process never stopped, the resumed epoch's too.
+    config = imdb_config.Config(
+        data_dir=data_dir, vocab_size=30, max_len=12, embedding_dim=8,
+        lstm_units=4, batch_size=4, word_dropout=0.0, dropout=0.0,
+        bucket_by_length=False, epochs=3)
+    imdb_train.train_and_evaluate(config, str(tmp_path / "one"))
+    one = json.loads((tmp_path / "one" / "history.json").read_text())
+    for got, expected in zip(history, one):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            np.testing.assert_allclose(got[key], expected[key], rtol=1e-3,
+                                       err_msg=f"{key} of epoch {got['epoch']}")
