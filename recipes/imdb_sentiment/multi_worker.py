@@ -8,11 +8,11 @@ on Keras's master in 2026-08), and only hit `MultiWorkerMirroredStrategy`:
    shapes and dtypes. Across workers that average is a collective op over a
    tuple of batches, and fails: "Attempt to convert a value (PerReplica:...)
    with an unsupported type" (keras-team/keras#20585, open); with batches of
-   different lengths on two workers it would not be defined anyway. Reading
-   that batch also starts an iteration of the dataset, which then reshuffles
-   once more than a run without a strategy: every epoch would see another
-   order than one process sees. The model is built from the dataset's
-   element spec instead: same shapes and dtypes, nothing read.
+   different lengths on two workers it would not be defined anyway (reading
+   it also costs an extra pass over the start of the dataset; the order does
+   not change, each epoch's is fixed: input_pipeline.epoch_seed). The model
+   is built from the dataset's element spec instead: same shapes and
+   dtypes, nothing read.
 2. After each step, `reduce_per_replica` averages the per-replica logs with
    `strategy.reduce("MEAN", value, axis=0)`, which fails on the scalar logs
    ("Invalid reduction dimension 0 for input with 0 dimensions"). The steps
