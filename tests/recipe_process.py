@@ -96,6 +96,31 @@ def run_killed_during_model_save(module, *args):
     return run_code(_KILL_DURING_MODEL_SAVE, module, *args)
 
 
+_SIGNAL_AFTER_BATCH = """
+import runpy, signal, sys
+from recipes.imdb_sentiment import checkpoints
+signum, after = int(sys.argv[1]), int(sys.argv[2])
+original = checkpoints.EpochCheckpoint.on_train_batch_end
+seen = []
+def on_train_batch_end(self, batch, logs=None):
+    seen.append(batch)
+    if len(seen) == after:
+        signal.raise_signal(signum)
+    original(self, batch, logs)
+checkpoints.EpochCheckpoint.on_train_batch_end = on_train_batch_end
+sys.argv = [sys.argv[3]] + sys.argv[4:]
+runpy.run_module(sys.argv[0], run_name="__main__")
+"""
+
+
+def imdb_signalled_command(signum, after, *args):
+    """argv of `python -m recipes.imdb_sentiment args...` that sends itself
+    `signum` at the end of its `after`-th training batch (counted in this
+    process), before the recipe's own end-of-batch check: mid-epoch, always."""
+    return [sys.executable, "-c", _SIGNAL_AFTER_BATCH, str(int(signum)),
+            str(after), "recipes.imdb_sentiment", *map(str, args)]
+
+
 def signal_run(module, flags, model_dir, signum):
     """Starts a run, sends `signum` once it holds the lock; returns (status, stderr).
 

@@ -11,6 +11,7 @@ back to the last epoch checkpoint. See docs/reliability.md.
 import dataclasses
 import json
 import signal
+import subprocess
 
 import keras
 import numpy as np
@@ -28,25 +29,6 @@ MODULE = "recipes.imdb_sentiment"
 SETTINGS = dict(vocab_size=50, max_len=12, embedding_dim=8, lstm_units=4,
                 batch_size=4, validation_fraction=0.25, epochs=2,
                 learning_rate_schedule="cosine")
-
-# Runs the recipe and sends itself `signum` at the end of its `after`-th
-# training batch (counted in this process), before the recipe's own
-# end-of-batch check: the signal always lands mid-epoch.
-SIGNAL_AFTER_BATCH = """
-import runpy, signal, sys
-from recipes.imdb_sentiment import checkpoints
-signum, after = int(sys.argv[1]), int(sys.argv[2])
-original = checkpoints.EpochCheckpoint.on_train_batch_end
-seen = []
-def on_train_batch_end(self, batch, logs=None):
-    seen.append(batch)
-    if len(seen) == after:
-        signal.raise_signal(signum)
-    original(self, batch, logs)
-checkpoints.EpochCheckpoint.on_train_batch_end = on_train_batch_end
-sys.argv = [sys.argv[3]] + sys.argv[4:]
-runpy.run_module(sys.argv[0], run_name="__main__")
-"""
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +55,11 @@ def _flags(model_dir, data_dir):
 
 
 def _run_signalled(flags, signum, after):
-    return recipe_process.run_code(SIGNAL_AFTER_BATCH, int(signum), after,
-                                   MODULE, *flags)
+    """Runs the recipe, which sends itself `signum` after its `after`-th batch."""
+    return subprocess.run(
+        recipe_process.imdb_signalled_command(signum, after, *flags),
+        cwd=recipe_process.REPO, env=recipe_process.ENV, capture_output=True,
+        text=True, timeout=300)
 
 
 def _steps(path):

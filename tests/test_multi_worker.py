@@ -20,6 +20,7 @@ import time
 import numpy as np
 import pytest
 
+import recipe_process
 from imdb_data import write_acl_imdb
 from recipes.char_lm import input_pipeline as char_pipeline
 from recipes.char_lm import train as char_train
@@ -267,3 +268,41 @@ def test_imdb_workers_stop_together_on_a_forwarded_sigterm(tmp_path):
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             np.testing.assert_allclose(got[key], expected[key], rtol=1e-3,
                                        err_msg=f"{key} of epoch {got['epoch']}")
+
+
+@pytest.mark.slow
+def test_imdb_two_workers_resume_mid_epoch_as_one_process(tmp_path):
+    data_dir = write_acl_imdb(tmp_path / "aclImdb", per_folder=20)
+    model_dir = tmp_path / "two"
+    flags = (f"--model_dir={model_dir}", f"--data_dir={data_dir}", "--epochs=3",
+             *IMDB_FLAGS)
+    # Each worker sends itself SIGTERM after its 10th batch (9 per epoch).
+    command = [sys.executable, "-m", "recipes.launch", "--workers=2",
+               f"--worker_logs={tmp_path / 'logs'}", "--grace_seconds=5", "--",
+               *recipe_process.imdb_signalled_command(
+                   signal.SIGTERM, 10, "--strategy=multi_worker", *flags)]
+    stopped = subprocess.run(command, cwd=REPO, env=_env(tmp_path),
+                             capture_output=True, text=True, timeout=600)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert "stopped during epoch 2 after its batch 1" in stopped.stderr
+    state = json.loads((model_dir / "checkpoints" / "mid_epoch.json").read_text())
+    assert (state["epoch"], state["batches_done"], state["steps"]) == (2, 1, 10)
+    _launch(tmp_path, "recipes.imdb_sentiment", *flags)  # The same command.
+    history = json.loads((model_dir / "history.json").read_text())
+    assert [entry["epoch"] for entry in history] == [1, 2, 3]
+    import keras
+
+    final = keras.models.load_model(str(model_dir / "checkpoints" / "epoch_003.keras"))
+    assert int(final.optimizer.iterations.numpy()) == 3 * 36 // 4
+    config = imdb_config.Config(
+        data_dir=data_dir, vocab_size=30, max_len=12, embedding_dim=8,
+        lstm_units=4, batch_size=4, word_dropout=0.0, dropout=0.0,
+        bucket_by_length=False, epochs=3)
+    imdb_train.train_and_evaluate(config, str(tmp_path / "one"))
+    one = json.loads((tmp_path / "one" / "history.json").read_text())
+    # The resumed epoch 2's figures too: the saved sums are added once.
+    for got, expected in zip(history, one):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            np.testing.assert_allclose(got[key], expected[key], rtol=1e-3,
+                                       err_msg=f"{key} of epoch {got['epoch']}")
+    assert _worker_temp_dirs(tmp_path) == []

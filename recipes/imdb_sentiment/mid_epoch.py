@@ -152,7 +152,11 @@ def add_metric_sums(model, state):
     Called after the resumed epoch's first batch (Keras creates and resets
     the metric variables only then). Loss and accuracy are sums of per-batch
     totals and counts, so saved + first batch is the very addition an
-    uninterrupted run makes.
+    uninterrupted run makes. The sums go into this process's first replica
+    only: a metric's value is the sum over all replicas (and workers; the
+    saved sums are those of all of them, so only the chief adds them).
+    Reading a distributed metric variable would be a collective op that the
+    other workers do not run, so nothing is read here.
     """
     sums = state["metric_sums"]
     variables = {v.path: v for v in model.metrics_variables}
@@ -160,6 +164,8 @@ def add_metric_sums(model, state):
         raise ValueError(
             "the resumed epoch's metrics do not match the saved ones; expected "
             f"{sorted(sums)}, the model has {sorted(variables)}")
+    strategy = model.distribute_strategy
     for path, value in sums.items():
         variable = variables[path]
-        variable.assign(variable + np.asarray(value, dtype=variable.dtype))
+        first = strategy.experimental_local_results(variable.value)[0]
+        first.assign_add(np.asarray(value, dtype=variable.dtype))
