@@ -30,3 +30,22 @@ def write_acl_imdb(root, per_folder=12, seed=0, review=sentiment_review):
                 with open(os.path.join(folder, f"{index}_1.txt"), "w") as f:
                     f.write(review(split, label, index, rng))
     return str(root)
+
+
+def write_movie_urls(root, per_folder=12, reviews_per_movie=3):
+    """Writes train/urls_{pos,neg}.txt as aclImdb has them: line i is review i's movie.
+
+    Review i of train/pos and of train/neg belongs to movie tt{1000 + i //
+    reviews_per_movie}, so every movie has both positive and negative reviews.
+    Returns {(label, review id): movie id}.
+    """
+    movies = {}
+    for label in ("pos", "neg"):
+        lines = []
+        for index in range(per_folder):
+            movie = f"tt{1000 + index // reviews_per_movie:07d}"
+            movies[(label, index)] = movie
+            lines.append(f"http://www.imdb.com/title/{movie}/usercomments\n")
+        with open(os.path.join(root, "train", f"urls_{label}.txt"), "w") as f:
+            f.writelines(lines)
+    return movies

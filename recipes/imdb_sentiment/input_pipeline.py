@@ -32,6 +32,33 @@ def split_validation(train, fraction, seed):
     return train.take(order[held_out:]), train.take(order[:held_out])
 
 
+def split_validation_by_movie(train, fraction, seed):
+    """Holds out whole movies, about fraction * len(train) reviews in all.
+
+    The movies (`train.movies`) are taken in a seeded random order until the
+    held-out count is as close as it gets to round(fraction * len(train)), so
+    no movie has reviews on both sides (aclImdb's test movies are likewise
+    disjoint from its training movies). Both sides keep a seeded random order.
+
+    Returns:
+        (train, validation) `Reviews`.
+    """
+    rng = np.random.default_rng(seed)
+    movies, sizes = np.unique(train.movies.astype(str), return_counts=True)
+    order = rng.permutation(len(movies))
+    target = int(round(fraction * len(train)))
+    ends = np.cumsum(sizes[order])
+    # Smallest prefix of movies that reaches the target, or one fewer if closer.
+    taken = int(np.searchsorted(ends, target))
+    if target and taken < len(ends) and (
+            taken == 0 or ends[taken] - target <= target - ends[taken - 1]):
+        taken += 1
+    held_out = np.isin(train.movies.astype(str), movies[order[:taken]])
+    shuffled = rng.permutation(len(train))
+    return (train.take(shuffled[~held_out[shuffled]]),
+            train.take(shuffled[held_out[shuffled]]))
+
+
 def check_not_empty(splits):
     """Raises UsageError naming every split without any review."""
     empty = [name for name, reviews in splits.items() if len(reviews) == 0]

@@ -2,13 +2,16 @@
 
 Each reader returns a dict split name -> `Reviews` (texts and 0/1 labels as
 NumPy arrays) and raises `UsageError` for anything wrong with what it was
-given, before the recipe starts any work.
+given, before the recipe starts any work. The aclImdb reader also gives each
+training review its movie (IMDb title id, from train/urls_{pos,neg}.txt), so
+that validation can hold out whole movies as the test set does.
 """
 
 import csv
 import dataclasses
 import io
 import os
+import re
 
 import numpy as np
 
@@ -21,31 +24,103 @@ NEGATIVE_LABELS = ("negative", "neg", "0")
 CSV_COLUMNS = ("review", "sentiment")
 CSV_SPLITS = ("train", "test")
 ACL_FOLDERS = ("train/pos", "train/neg", "test/pos", "test/neg")
+# aclImdb's review files are named {id}_{rating}.txt; line `id` (counted
+# from 0) of urls_{pos,neg}.txt is the URL of that review's movie.
+_REVIEW_NAME = re.compile(r"^(\d+)_\d+\.txt$")
+_TITLE_ID = re.compile(r"/title/(tt\d+)")
 
 
 @dataclasses.dataclass
 class Reviews:
-    """Review texts (str) and labels (1 positive, 0 negative), aligned."""
+    """Review texts (str) and labels (1 positive, 0 negative), aligned.
+
+    `movies` holds each review's movie id (str) where the source gives one
+    (aclImdb training reviews), else None.
+    """
 
     texts: np.ndarray
     labels: np.ndarray
+    movies: np.ndarray = None
 
     def __len__(self):
         return len(self.labels)
 
     def take(self, indices):
         """The reviews at `indices`, in that order."""
-        return Reviews(self.texts[indices], self.labels[indices])
+        movies = None if self.movies is None else self.movies[indices]
+        return Reviews(self.texts[indices], self.labels[indices], movies)
 
 
-def _reviews(texts, labels):
+def _reviews(texts, labels, movies=None):
     return Reviews(
-        np.array(texts, dtype=object), np.array(labels, dtype=np.int32)
+        np.array(texts, dtype=object), np.array(labels, dtype=np.int32),
+        None if movies is None else np.array(movies, dtype=object),
     )
 
 
+def _read_movie_urls(data_dir, label_name):
+    """The movie id (IMDb title, e.g. "tt0453418") of each line of train/urls_{label}.txt."""
+    path = os.path.join(data_dir, "train", f"urls_{label_name}.txt")
+    movies = []
+    for line_number, line in enumerate(
+            read_utf8(path, "--data_dir: train/urls_*.txt").splitlines()):
+        found = _TITLE_ID.search(line)
+        if not found:
+            raise UsageError(
+                f"--data_dir: line {line_number + 1} of train/urls_{label_name}.txt "
+                "holds no IMDb movie URL (expected .../title/tt1234567/...), "
+                "so its review cannot be grouped by movie. Received: "
+                f"{line.strip()[:100]!r} in data_dir={data_dir!r}")
+        movies.append(found.group(1))
+    return movies
+
+
+def read_acl_movies(data_dir, label_name, names):
+    """The movie id of each training review file in `names` (train/{label_name}).
+
+    Returns None when aclImdb's train/urls_pos.txt and urls_neg.txt are both
+    absent (the recipe then splits validation at random); raises UsageError
+    when only one is there, a review file is not named {id}_{rating}.txt, or
+    an id has no line in its urls file.
+    """
+    present = [os.path.isfile(os.path.join(data_dir, "train", f"urls_{label}.txt"))
+               for label in ("pos", "neg")]
+    if not any(present):
+        return None
+    if not all(present):
+        raise UsageError(
+            "--data_dir: train/urls_pos.txt and train/urls_neg.txt (the movie "
+            "of each training review) must both be there, or neither (then "
+            "validation is split at random); found only "
+            f"train/urls_{'pos' if present[0] else 'neg'}.txt. Received: "
+            f"data_dir={data_dir!r}")
+    urls = _read_movie_urls(data_dir, label_name)
+    movies = []
+    for name in names:
+        matched = _REVIEW_NAME.match(name)
+        if not matched:
+            raise UsageError(
+                f"--data_dir: train/{label_name}/{name} is not named "
+                "{id}_{rating}.txt, so its line in "
+                f"train/urls_{label_name}.txt is unknown. Received: "
+                f"data_dir={data_dir!r}")
+        review_id = int(matched.group(1))
+        if review_id >= len(urls):
+            raise UsageError(
+                f"--data_dir: train/{label_name}/{name} has id {review_id}, but "
+                f"train/urls_{label_name}.txt has only {len(urls)} lines (line "
+                "id, from 0, is the review's movie). Received: "
+                f"data_dir={data_dir!r}")
+        movies.append(urls[review_id])
+    return movies
+
+
 def read_acl_imdb(data_dir):
-    """Reads the Stanford layout: data_dir/{train,test}/{pos,neg}/*.txt."""
+    """Reads the Stanford layout: data_dir/{train,test}/{pos,neg}/*.txt.
+
+    The training reviews carry their movie ids (see `read_acl_movies`) when
+    the folder has train/urls_pos.txt and train/urls_neg.txt.
+    """
     if not os.path.isdir(data_dir):
         raise UsageError(
             "--data_dir must be an existing aclImdb folder. "
@@ -64,7 +139,7 @@ def read_acl_imdb(data_dir):
         )
     splits = {}
     for split in CSV_SPLITS:
-        texts, labels = [], []
+        texts, labels, movies = [], [], []
         for label_name, label in (("pos", 1), ("neg", 0)):
             folder = os.path.join(data_dir, split, label_name)
             names = sorted(n for n in os.listdir(folder) if n.endswith(".txt"))
@@ -84,7 +159,11 @@ def read_acl_imdb(data_dir):
                     )
                 texts.append(read_utf8(path, "--data_dir: every review"))
                 labels.append(label)
-        splits[split] = _reviews(texts, labels)
+            if movies is not None and split == "train":
+                found = read_acl_movies(data_dir, label_name, names)
+                movies = None if found is None else movies + found
+        splits[split] = _reviews(
+            texts, labels, movies if split == "train" else None)
     return splits
 
 

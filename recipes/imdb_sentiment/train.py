@@ -66,14 +66,37 @@ def check_same_run(config, model_dir):
 
 
 def load_splits(config):
-    """Reads the reviews and carves the validation split; checks none is empty."""
+    """Reads the reviews and carves the validation split; checks none is empty.
+
+    Returns:
+        (splits, how): split name -> `Reviews`, and "by_movie" when whole
+        movies were held out (aclImdb with its urls files) or "random".
+    """
     read = sources.read_reviews(config)
-    train, validation = input_pipeline.split_validation(
-        read["train"], config.validation_fraction, config.seed
-    )
+    if read["train"].movies is not None:
+        how = "by_movie"
+        train, validation = input_pipeline.split_validation_by_movie(
+            read["train"], config.validation_fraction, config.seed)
+    else:
+        how = "random"
+        train, validation = input_pipeline.split_validation(
+            read["train"], config.validation_fraction, config.seed)
     splits = {"train": train, "validation": validation, "test": read["test"]}
     input_pipeline.check_not_empty(splits)
-    return splits
+    return splits, how
+
+
+def describe_split(splits, how):
+    """One line saying how validation was held out, printed at the start of a run."""
+    validation = splits["validation"]
+    if how == "by_movie":
+        return (f"Validation split: by_movie, {len(validation)} reviews of "
+                f"{len(set(validation.movies))} movies held out, none of whose "
+                f"reviews are among the {len(splits['train'])} training reviews.")
+    return (f"Validation split: random, {len(validation)} of "
+            f"{len(validation) + len(splits['train'])} training reviews (this "
+            "source names no movies, so validation may share movies with "
+            "training and read higher than the test set).")
 
 
 def _vocabulary(config, model_dir, train_texts):
@@ -256,7 +279,8 @@ def train_and_evaluate(config, model_dir):
     check_same_run(config, model_dir)
     # Before any TF op: multi-worker collectives are set up at startup.
     strategy = make_strategy(config.strategy, config.tpu_address)
-    splits = load_splits(config)
+    splits, split_how = load_splits(config)
+    print(describe_split(splits, split_how), flush=True)
     policy = set_precision(config.mixed_precision)
     keras.utils.set_random_seed(config.seed)
     # Only the chief writes to model_dir; other workers write to a temporary
@@ -265,12 +289,12 @@ def train_and_evaluate(config, model_dir):
     vocabulary = _vocabulary(config, model_dir, splits["train"].texts.astype(str))
     # Signals are deferred from before the lock is taken (chief only).
     with stop_requests() as stop, run_lock(model_dir):
-        return _train(config, model_dir, out_dir, splits, strategy, policy,
-                      vocabulary, stop)
+        return _train(config, model_dir, out_dir, splits, split_how,
+                      strategy, policy, vocabulary, stop)
 
 
-def _train(config, model_dir, out_dir, splits, strategy, policy, vocabulary,
-           stop):
+def _train(config, model_dir, out_dir, splits, split_how, strategy, policy,
+           vocabulary, stop):
     """The run itself, once every input is checked and model_dir is locked."""
     _write_run_files(config, model_dir, out_dir, vocabulary)
     outputs.log_config_text(
@@ -330,6 +354,7 @@ def _train(config, model_dir, out_dir, splits, strategy, policy, vocabulary,
         "examples_per_second": len(splits["train"]) * len(history) / train_seconds,
         "train_examples": len(splits["train"]),
         "validation_examples": len(splits["validation"]),
+        "validation_split": split_how,
         "test_examples": len(splits["test"]),
         "cell": config.cell,
         "strategy": config.strategy,
