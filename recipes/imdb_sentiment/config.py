@@ -70,6 +70,16 @@ class Config:
     # "constant", or "cosine": from learning_rate down to zero at the end of
     # the last of `epochs` epochs (fixed when the run starts).
     learning_rate_schedule: str = "cosine"
+    # Epochs of language-model pretraining of the embedding and the first
+    # Bidirectional LSTM on the training reviews' text (next word forward,
+    # previous word backward) before the classifier trains (0: none).
+    pretrain_epochs: int = 0
+    # Words drawn per step for the pretraining's sampled softmax (a full
+    # softmax over vocab_size words would cost more than the LSTM).
+    pretrain_sampled_words: int = 512
+    # Adam's (constant) step size during pretraining.
+    pretrain_learning_rate: float = 2e-3
+
     # Stop after this many epochs without a better validation accuracy
     # (0: never stop early). The best epoch's weights are used in the end.
     early_stopping_patience: int = 0

@@ -14,6 +14,8 @@ under the chosen tf.distribute strategy and leaves in model_dir:
     history.json        per-epoch figures; resuming continues after the last
     model.keras         vectorizer + best epoch's classifier: raw strings in
     metrics.json        test accuracy/loss, epochs, seconds, examples/second
+    pretrain/           with --pretrain_epochs: the language model's epoch
+                        checkpoints and history (pretrain.py)
 """
 
 import dataclasses
@@ -39,6 +41,7 @@ from recipes.imdb_sentiment import input_pipeline
 from recipes.imdb_sentiment import mid_epoch
 from recipes.imdb_sentiment import model as model_lib
 from recipes.imdb_sentiment import multi_worker
+from recipes.imdb_sentiment import pretrain as pretrain_lib
 from recipes.imdb_sentiment import sources
 from recipes.imdb_sentiment import text
 from recipes.imdb_sentiment.config import RESUMABLE_CHANGES
@@ -177,11 +180,13 @@ def _make_batches(config, splits, vectorizer):
 
 
 def _restore_or_build(config, model_dir, history, vocab_size, train_examples,
-                      batches_per_epoch):
+                      batches_per_epoch, language_model=None):
     """(classifier, history, mid-epoch state or None) to continue from.
 
     The newest intact epoch checkpoint's classifier, or the mid-epoch one
     of the epoch after it, or a new classifier.
+    A new classifier starts from `language_model`'s embedding and first
+    Bidirectional LSTM when one is given (pretraining).
     """
     classifier, history = checkpoints.load_newest_intact(model_dir, history)
     mid_classifier, resumed = mid_epoch.load(model_dir, len(history) + 1)
@@ -194,6 +199,8 @@ def _restore_or_build(config, model_dir, history, vocab_size, train_examples,
         print(f"Resuming after epoch {len(history)} from {model_dir}.")
         return classifier, history, None
     classifier = model_lib.build_classifier(config, vocab_size)
+    if language_model is not None:
+        pretrain_lib.transfer(language_model, classifier)
     model_lib.compile_classifier(
         classifier,
         model_lib.learning_rate_schedule(config, train_examples),
@@ -306,10 +313,16 @@ def _train(config, model_dir, out_dir, splits, split_how, strategy, policy,
     batches = _make_batches(config, splits, vectorizer)
 
     history, _ = checkpoints.resume_point(model_dir)
+    language_model = None
+    if config.pretrain_epochs and not history:
+        language_model = pretrain_lib.pretrain(
+            config, model_dir, out_dir, datasets["train"], strategy,
+            vectorizer.vocabulary_size(), stop)
     with strategy.scope():
         classifier, history, resumed = _restore_or_build(
             config, model_dir, history, vectorizer.vocabulary_size(),
             len(splits["train"]), batches["train"].num_batches,
+            language_model,
         )
     done = len(history)
     workers.check_same_position(strategy, done, "epochs", model_dir)
@@ -344,13 +357,16 @@ def _train(config, model_dir, out_dir, splits, split_how, strategy, policy,
     _export(config, vocabulary, best_path, out_dir)
 
     train_seconds = sum(entry["train_seconds"] for entry in history)
+    pretrain_seconds = pretrain_lib.seconds(model_dir)
     metrics = {
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
         "epochs": len(history),
         "best_epoch": best["epoch"],
         "validation_accuracy": best["val_accuracy"],
-        "training_seconds": train_seconds,
+        "training_seconds": train_seconds + pretrain_seconds,
+        "pretrain_seconds": pretrain_seconds,
+        "pretrain_epochs": config.pretrain_epochs,
         "examples_per_second": len(splits["train"]) * len(history) / train_seconds,
         "train_examples": len(splits["train"]),
         "validation_examples": len(splits["validation"]),
