@@ -76,7 +76,7 @@ class Config:
     pretrain_epochs: int = 0
     # Words drawn per step for the pretraining's sampled softmax (a full
     # softmax over vocab_size words would cost more than the LSTM).
-    pretrain_sampled_words: int = 512
+    pretrain_sampled_words: int = 256
     # Adam's (constant) step size during pretraining.
     pretrain_learning_rate: float = 2e-3
 
