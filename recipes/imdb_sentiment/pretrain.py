@@ -193,9 +193,12 @@ def _raise_if_cut_short(epoch_checkpoint, lm_dir, history, stop):
             stop.exit_status)
 
 
-def pretrain(config, model_dir, out_dir, train_dataset, strategy, vocab_size,
+def pretrain(config, model_dir, out_dir, train_batches, strategy, vocab_size,
              stop=None):
     """Trains (or resumes) the language model for config.pretrain_epochs epochs.
+
+    `train_batches` is the classifier's `input_pipeline.Batches` of the
+    training reviews; their labels are not used.
 
     Returns:
         The language model after its last epoch.
@@ -216,15 +219,16 @@ def pretrain(config, model_dir, out_dir, train_dataset, strategy, vocab_size,
     if len(history) < config.pretrain_epochs:
         epoch_checkpoint = checkpoints.EpochCheckpoint(
             os.path.join(out_dir, PRETRAIN_DIR), history, 0, stop)
-        language_model.fit(
-            language_model_data(train_dataset),
-            epochs=config.pretrain_epochs,
-            initial_epoch=len(history),
-            callbacks=[
-                callbacks_lib.EpochSummaries(
-                    os.path.join(out_dir, "logs", PRETRAIN_DIR)),
-                epoch_checkpoint,
-            ],
-        )
+        callbacks = [
+            callbacks_lib.EpochSummaries(os.path.join(out_dir, "logs", PRETRAIN_DIR)),
+            epoch_checkpoint,
+        ]
+        # One fit per epoch on that epoch's own batches, as the classifier does.
+        for epoch in range(len(history), config.pretrain_epochs):
+            language_model.fit(
+                language_model_data(train_batches.epoch(epoch)),
+                epochs=epoch + 1, initial_epoch=epoch, callbacks=callbacks)
+            if language_model.stop_training:
+                break
         _raise_if_cut_short(epoch_checkpoint, lm_dir, history, stop)
     return language_model

@@ -316,7 +316,7 @@ def _train(config, model_dir, out_dir, splits, split_how, strategy, policy,
     language_model = None
     if config.pretrain_epochs and not history:
         language_model = pretrain_lib.pretrain(
-            config, model_dir, out_dir, datasets["train"], strategy,
+            config, model_dir, out_dir, batches["train"], strategy,
             vectorizer.vocabulary_size(), stop)
     with strategy.scope():
         classifier, history, resumed = _restore_or_build(
