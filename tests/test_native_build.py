@@ -78,10 +78,16 @@ def use_compiler(monkeypatch, script):
      (("-march=native", "-march=x86-64-v3"), "baseline")],
 )
 def test_flag_chain_falls_back_and_records_the_set_used(
-        monkeypatch, cache, tmp_path, rejects, used):
+        monkeypatch, cache, tmp_path, capsys, rejects, used):
     script, log = fake_compiler(str(tmp_path / "bin"), rejects)
     use_compiler(monkeypatch, script)
     path = build.ensure_built()
+    said = capsys.readouterr().err
+    if rejects:  # A fallback is said, with the compiler's error, not silent.
+        assert f"built with flag set '{used}'" in said
+        assert "error: unrecognized -march=native" in said
+    else:
+        assert "after" not in said
     record = build.read_json(build.record_path(path))
     assert record["flag_set"] == used
     assert record["sha256"] == build.file_sha256(path)
@@ -194,6 +200,48 @@ def test_build_command_uses_tensorflow_flags():
 )
 def test_flag_sets_per_cpu(machine, features, expected):
     assert flags.flag_sets(machine, features) == expected
+
+
+# The flags line of /proc/cpuinfo on a 2-core cloud VM reporting
+# "Intel(R) Xeon(R) Processor" (Sapphire Rapids), as Linux spells them: note
+# "avx512_fp16" with an underscore, where g++'s flag is -mno-avx512fp16.
+SAPPHIRE_RAPIDS_CPUINFO = (
+    "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t:"
+    " fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov"
+    " pat pse36 clflush mmx fxsr sse sse2 ss ht syscall nx pdpe1gb"
+    " rdtscp lm constant_tsc rep_good nopl xtopology nonstop_tsc cpuid"
+    " tsc_known_freq pni pclmulqdq ssse3 fma cx16 pcid sse4_1 sse4_2"
+    " x2apic movbe popcnt tsc_deadline_timer aes xsave avx f16c rdrand"
+    " hypervisor lahf_lm abm 3dnowprefetch cpuid_fault fsgsbase"
+    " tsc_adjust bmi1 hle avx2 smep bmi2 erms invpcid rtm avx512f"
+    " avx512dq rdseed adx smap avx512ifma clflushopt clwb avx512cd"
+    " sha_ni avx512bw avx512vl xsaveopt xsavec xgetbv1 xsaves avx_vnni"
+    " avx512_bf16 arat avx512vbmi umip avx512_vbmi2 gfni vaes"
+    " vpclmulqdq avx512_vnni avx512_bitalg avx512_vpopcntdq rdpid"
+    " cldemote movdiri movdir64b fsrm serialize tsxldtrk amx_bf16"
+    " avx512_fp16 amx_tile amx_int8 arch_capabilities\n"
+)
+
+
+def test_sapphire_rapids_cpuinfo_turns_off_avx512fp16():
+    """Linux spells the feature avx512_fp16; a check for g++'s spelling alone
+    missed it, so -march=native failed there and the build fell back to
+    x86-64-v3 (no AVX-512)."""
+    features = flags.cpu_features(SAPPHIRE_RAPIDS_CPUINFO)
+    assert flags.flag_sets("x86_64", features) == [
+        ("native", ["-march=native", "-mno-avx512fp16"]),
+        ("portable", ["-march=x86-64-v3"]), ("baseline", [])]
+
+
+def test_a_changed_flag_chain_changes_the_cache_key(monkeypatch):
+    """A library an older chain built (e.g. x86-64-v3 after a missed feature)
+    is not reused once the chain this machine tries changes."""
+    monkeypatch.setattr(flags, "flag_sets", lambda *args, **kwargs: CHAIN)
+    before = build.library_path("g++")
+    monkeypatch.setattr(flags, "flag_sets",
+                        lambda *args, **kwargs: [("native", ["-march=native",
+                                                             "-mno-avx512fp16"])])
+    assert build.library_path("g++") != before
 
 
 def test_cpu_features_read_x86_and_arm_cpuinfo():

@@ -35,7 +35,7 @@ def describe():
                                           else "MISMATCH (will rebuild)"))
         for attempt in record.get("failed_attempts", []):
             lines.append(f"  flag set '{attempt['flag_set']}' failed first: "
-                         + attempt["error"].splitlines()[0])
+                         + build.first_error_line(attempt["error"]))
     failure = build.read_json(build.failure_path(path))
     if failure is not None:
         lines.append(f"last build FAILED (recorded in {build.failure_path(path)}):")

@@ -96,7 +96,11 @@ def library_path(compiler_path):
     digest = hashlib.sha256()
     with open(SOURCE, "rb") as source:
         digest.update(source.read())
+    # The flag sets this machine would try are part of the key: a library
+    # built by an older chain (say, one that fell back to x86-64-v3 because
+    # it missed a feature) is rebuilt once the chain would try otherwise.
     for part in (_BUILD_SCHEME, tf.__version__, compiler_path, _cpu_signature(),
+                 repr(build_flags.flag_sets()),
                  *tf.sysconfig.get_compile_flags()):
         digest.update(part.encode())
     return os.path.join(cache_dir(), f"lstm_ops_{digest.hexdigest()[:16]}.so")
@@ -184,12 +188,37 @@ def build(compiler_path, path, flag_sets=None):
             "sha256": file_sha256(path), "failed_attempts": attempts,
         }
         _write_json(record_path(path), record)
+        if attempts:
+            print(_fallback_message(record), file=sys.stderr, flush=True)
         if os.path.exists(failure_path(path)):
             os.remove(failure_path(path))
         return record
     failure = {"compiler": compiler_path, "failed_attempts": attempts}
     _write_json(failure_path(path), failure)
     raise BuildError(_failure_message(failure, path))
+
+
+def first_error_line(error):
+    """The compiler's first "error:" line in a BuildError's text, else its first line."""
+    lines = error.splitlines()
+    return next((line.strip() for line in lines if "error:" in line),
+                lines[0] if lines else "")
+
+
+def _fallback_message(record):
+    """Says which flag sets failed before the one that built, and why, since a
+    fallback from "native" can cost the loops their widest vector instructions."""
+    failed = "; ".join(
+        f"'{attempt['flag_set']}' ({' '.join(attempt['flags']) or 'no flags'}): "
+        f"{first_error_line(attempt['error'])}"
+        for attempt in record["failed_attempts"]
+    )
+    return (
+        f"keras_lstm: built with flag set '{record['flag_set']}' "
+        f"({' '.join(record['flags']) or 'no flags'}) after {failed}. The ops "
+        "work but may be slower than a native build; `python -m "
+        "keras_lstm.native info` shows the whole error."
+    )
 
 
 def _failure_message(failure, path):

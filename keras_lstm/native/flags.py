@@ -18,7 +18,9 @@ tested on any machine.
 import platform
 
 # -mno-... flags added to -march=native: CPU features whose code paths in
-# TensorFlow's bundled Eigen do not compile with g++.
+# TensorFlow's bundled Eigen do not compile with g++. Keys are spelled as the
+# compiler spells them; /proc/cpuinfo may add underscores ("avx512_fp16"), so
+# features are compared through `_canonical`.
 EIGEN_BREAKING_FEATURES = {
     "avx512fp16": "-mno-avx512fp16",
 }
@@ -47,6 +49,12 @@ def read_cpuinfo():
         return ""
 
 
+def _canonical(feature):
+    """A feature name without case or underscores: Linux's /proc/cpuinfo says
+    "avx512_fp16" where g++ says "avx512fp16"."""
+    return feature.lower().replace("_", "")
+
+
 def flag_sets(machine=None, features=None):
     """[(name, [flags])] to try in order on this machine.
 
@@ -57,13 +65,14 @@ def flag_sets(machine=None, features=None):
     machine = (machine or platform.machine()).lower()
     if features is None:
         features = cpu_features(read_cpuinfo())
+    present = {_canonical(feature) for feature in features}
     native = ["-march=native"] + [
         flag for feature, flag in EIGEN_BREAKING_FEATURES.items()
-        if feature in features
+        if _canonical(feature) in present
     ]
     sets = [("native", native)]
     if machine in ("x86_64", "amd64"):
-        if all(feature in features for feature in X86_64_V3_FEATURES):
+        if all(_canonical(feature) in present for feature in X86_64_V3_FEATURES):
             sets.append(("portable", ["-march=x86-64-v3"]))
     elif machine in ("aarch64", "arm64"):
         sets.append(("portable", ["-march=armv8-a"]))
