@@ -201,3 +201,30 @@ def test_csv_run_with_last_output_pooling_and_early_stopping(tmp_path):
     # With no learning, validation accuracy never improves: stop after epoch 2.
     assert metrics["epochs"] == 2 and metrics["best_epoch"] == 1
     assert (metrics["train_examples"] + metrics["validation_examples"], metrics["test_examples"]) == (12, 12)
+
+
+def test_ngram_score_trains_and_the_saved_model_scores_strings(tmp_path):
+    """--ngram_buckets: the word-and-pair weights move off zero in training,
+    and model.keras (strings in) gives the best checkpoint's probabilities."""
+    rows = [f"{POSITIVE[i % 6]} {POSITIVE[(i + 1) % 6]},positive\n"
+            f"{NEGATIVE[i % 6]} {NEGATIVE[(i + 1) % 6]},negative" for i in range(12)]
+    csv_file = tmp_path / "reviews.csv"
+    csv_file.write_text("review,sentiment\n" + "\n".join(rows) + "\n")
+    config = tiny_config(csv_file=str(csv_file), epochs=1, ngram_buckets=64)
+    model_dir = str(tmp_path / "run")
+    train.train_and_evaluate(config, model_dir)
+    best = keras.models.load_model(checkpoints.checkpoint_path(model_dir, 1))
+    weights = best.get_layer("ngram_score").ngram_weights.numpy()
+    vocab_size = best.get_layer("embedding").input_dim  # the adapted vocabulary
+    assert weights.shape == (vocab_size + 64,) and np.abs(weights).max() > 0
+    reviews = [POSITIVE[0] + " " + POSITIVE[1], NEGATIVE[2]]
+    with open(os.path.join(model_dir, "vocabulary.json")) as f:
+        vocabulary = json.load(f)
+    from recipes.imdb_sentiment import text
+
+    vectorizer = text.make_vectorizer(
+        config.vocab_size, config.max_len, vocabulary, config.keep_marks)
+    np.testing.assert_allclose(
+        predict.positive_probabilities(predict.load_model(model_dir), reviews),
+        best.predict(vectorizer(tf.constant(reviews)[:, None]), verbose=0)[:, 0], atol=1e-6)
+

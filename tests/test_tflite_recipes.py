@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import keras
+import pytest
 import tensorflow as tf
 
 from keras_lstm import tflite
@@ -52,12 +53,18 @@ def test_char_lm_tflite_sampler_gives_the_keras_sampler_text(tmp_path):
     assert printed == want + "\n"
 
 
-def test_imdb_export_writes_fused_float_and_int8_models(tmp_path):
+@pytest.mark.parametrize("ngram_buckets", [0, 7], ids=["lstm", "lstm+ngrams"])
+def test_imdb_export_writes_fused_float_and_int8_models(tmp_path, ngram_buckets):
     model_dir = str(tmp_path)
-    config = dataclasses.replace(imdb_debug_config(), lstm_layers=2)
+    config = dataclasses.replace(
+        imdb_debug_config(), lstm_layers=2, ngram_buckets=ngram_buckets)
     words = ["good", "bad", "film", "plot", "actor", "!", "?"]
     keras.utils.set_random_seed(0)
     classifier = imdb_model.build_classifier(config, len(words) + 2)
+    if ngram_buckets:  # Weights that move the score, so the check has teeth.
+        scores = classifier.get_layer("ngram_score")
+        scores.ngram_weights.assign(np.random.default_rng(0).normal(
+            size=scores.ngram_weights.shape).astype("float32"))
     vectorizer = text.make_vectorizer(
         config.vocab_size, config.max_len, words, config.keep_marks)
     end_to_end = imdb_model.build_end_to_end(vectorizer, classifier)

@@ -59,6 +59,11 @@ class Config:
     word_dropout: float = 0.5
     # Dropout rate on the pooled LSTM output.
     dropout: float = 0.5
+    # Weights for hashed pairs of consecutive words in a linear bag-of-words-
+    # and-pairs score added to the LSTM's logit (0: no such score).
+    ngram_buckets: int = 0
+    # Share of a review's words and pairs left out of that score in training.
+    ngram_dropout: float = 0.5
 
     # Reviews per optimizer step (global batch across replicas).
     batch_size: int = 64

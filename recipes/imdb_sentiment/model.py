@@ -12,6 +12,7 @@ import keras
 import keras_lstm
 
 from recipes.common.errors import UsageError
+from recipes.imdb_sentiment import ngrams
 from recipes.imdb_sentiment.config import CELLS
 from recipes.imdb_sentiment.config import LEARNING_RATE_SCHEDULES
 from recipes.imdb_sentiment.config import POOLINGS
@@ -74,7 +75,9 @@ def build_classifier(config, vocab_size):
     over the review's tokens (padding excluded by the mask), or with
     "mean_max" both side by side. Pooling lets every position pass its
     evidence straight to the loss instead of through hundreds of steps.
-    Word dropout drops whole word vectors (training only).
+    Word dropout drops whole word vectors (training only). With
+    ngram_buckets > 0, a linear score of the review's words and word pairs
+    (`ngrams.NgramScore`) is added to the LSTM's logit before the sigmoid.
     """
     lstm = lstm_class(config.cell)
     seed = config.seed
@@ -103,9 +106,19 @@ def build_classifier(config, vocab_size):
         ])
     x = keras.layers.Dropout(config.dropout, seed=seed, name="output_dropout")(x)
     # float32 output keeps the loss accurate under mixed precision.
-    probability = keras.layers.Dense(
-        1, activation="sigmoid", dtype="float32", name="probability"
-    )(x)
+    if not config.ngram_buckets:
+        probability = keras.layers.Dense(
+            1, activation="sigmoid", dtype="float32", name="probability"
+        )(x)
+        return keras.Model(token_ids, probability, name="imdb_classifier")
+    lstm_logit = keras.layers.Dense(1, dtype="float32", name="lstm_logit")(x)
+    ngram_logit = ngrams.NgramScore(
+        vocab_size, config.ngram_buckets, dropout=config.ngram_dropout,
+        seed=seed, dtype="float32", name="ngram_score",
+    )(token_ids)
+    logit = keras.layers.Add(dtype="float32", name="logit")([lstm_logit, ngram_logit])
+    probability = keras.layers.Activation(
+        "sigmoid", dtype="float32", name="probability")(logit)
     return keras.Model(token_ids, probability, name="imdb_classifier")
 
 
