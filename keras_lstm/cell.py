@@ -220,7 +220,9 @@ class LSTMCell(keras.layers.LSTMCell):
             z = ops.matmul(inputs, self.kernel)
             z = z + ops.matmul(h_tm1, self.recurrent_kernel_for_call(training))
         if self.use_bias:
-            z = z + self.bias
+            # ops.add, as Keras's cell does: TensorFlow's BiasAdd, not a
+            # broadcasting AddV2 (the step path is Keras's own algorithm).
+            z = ops.add(z, self.bias)
         return z
 
     def _per_gate_products(self, inputs, h_tm1, x_masks, h_masks):
