@@ -29,6 +29,18 @@ def tiny_config(**changes):
     return dataclasses.replace(config_lib.debug_config(), **fields)
 
 
+def _checkpoint_probabilities(model_dir, config, epoch, reviews):
+    """P(positive) of `reviews` from epoch `epoch`'s classifier checkpoint,
+    vectorized with the run's saved vocabulary: what model.keras should give."""
+    from recipes.imdb_sentiment import text
+
+    with open(os.path.join(model_dir, "vocabulary.json")) as f:
+        vocabulary = json.load(f)
+    vectorizer = text.make_vectorizer(config.vocab_size, config.max_len, vocabulary, config.keep_marks)
+    classifier = keras.models.load_model(checkpoints.checkpoint_path(model_dir, epoch))
+    return classifier.predict(vectorizer(tf.constant([[r] for r in reviews])), verbose=0)[:, 0]
+
+
 def _interrupt_at_epoch(monkeypatch, interrupted_epoch):
     original = checkpoints.EpochCheckpoint.on_epoch_begin
 
@@ -129,17 +141,9 @@ def test_saved_model_takes_raw_strings_like_the_best_checkpoint(resumed_run):
     end_to_end = predict.load_model(model_dir)
     from_strings = predict.positive_probabilities(end_to_end, reviews)
 
-    with open(os.path.join(model_dir, "vocabulary.json")) as f:
-        vocabulary = json.load(f)
-    from recipes.imdb_sentiment import text
-
-    config = resumed_run["config"]
-    vectorizer = text.make_vectorizer(config.vocab_size, config.max_len, vocabulary, config.keep_marks)
-    classifier = keras.models.load_model(
-        checkpoints.checkpoint_path(model_dir, metrics["best_epoch"])
-    )
-    from_ids = classifier.predict(vectorizer(tf.constant([[r] for r in reviews])), verbose=0)
-    np.testing.assert_allclose(from_strings, from_ids[:, 0], atol=1e-6)
+    from_ids = _checkpoint_probabilities(
+        model_dir, resumed_run["config"], metrics["best_epoch"], reviews)
+    np.testing.assert_allclose(from_strings, from_ids, atol=1e-6)
 
 
 def test_predict_command_in_a_fresh_process(resumed_run, tmp_path):
@@ -218,13 +222,6 @@ def test_ngram_score_trains_and_the_saved_model_scores_strings(tmp_path):
     vocab_size = best.get_layer("embedding").input_dim  # the adapted vocabulary
     assert weights.shape == (vocab_size + 64,) and np.abs(weights).max() > 0
     reviews = [POSITIVE[0] + " " + POSITIVE[1], NEGATIVE[2]]
-    with open(os.path.join(model_dir, "vocabulary.json")) as f:
-        vocabulary = json.load(f)
-    from recipes.imdb_sentiment import text
-
-    vectorizer = text.make_vectorizer(
-        config.vocab_size, config.max_len, vocabulary, config.keep_marks)
     np.testing.assert_allclose(
         predict.positive_probabilities(predict.load_model(model_dir), reviews),
-        best.predict(vectorizer(tf.constant(reviews)[:, None]), verbose=0)[:, 0], atol=1e-6)
-
+        _checkpoint_probabilities(model_dir, config, 1, reviews), atol=1e-6)

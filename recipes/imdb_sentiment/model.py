@@ -106,19 +106,19 @@ def build_classifier(config, vocab_size):
         ])
     x = keras.layers.Dropout(config.dropout, seed=seed, name="output_dropout")(x)
     # float32 output keeps the loss accurate under mixed precision.
-    if not config.ngram_buckets:
+    if config.ngram_buckets:
+        lstm_logit = keras.layers.Dense(1, dtype="float32", name="lstm_logit")(x)
+        ngram_logit = ngrams.NgramScore(
+            vocab_size, config.ngram_buckets, dropout=config.ngram_dropout,
+            seed=seed, dtype="float32", name="ngram_score",
+        )(token_ids)
+        logit = keras.layers.Add(dtype="float32", name="logit")([lstm_logit, ngram_logit])
+        probability = keras.layers.Activation(
+            "sigmoid", dtype="float32", name="probability")(logit)
+    else:
         probability = keras.layers.Dense(
             1, activation="sigmoid", dtype="float32", name="probability"
         )(x)
-        return keras.Model(token_ids, probability, name="imdb_classifier")
-    lstm_logit = keras.layers.Dense(1, dtype="float32", name="lstm_logit")(x)
-    ngram_logit = ngrams.NgramScore(
-        vocab_size, config.ngram_buckets, dropout=config.ngram_dropout,
-        seed=seed, dtype="float32", name="ngram_score",
-    )(token_ids)
-    logit = keras.layers.Add(dtype="float32", name="logit")([lstm_logit, ngram_logit])
-    probability = keras.layers.Activation(
-        "sigmoid", dtype="float32", name="probability")(logit)
     return keras.Model(token_ids, probability, name="imdb_classifier")
 
 
