@@ -120,12 +120,12 @@ def _run_cli(args, cwd=REPO):
 def test_cli_flag_validators_refuse_bad_values(model_dir):
     before = _snapshot(model_dir)
     result = _run_cli([f"--model_dir={model_dir}", "--epochs=0", "--max_len=0",
-                       "--dropout=1.5", "--ngram_buckets=-1", "--ngram_dropout=1",
+                       "--dropout=1.5", "--ngram_buckets=-1", "--ngram_l2=-1",
                        "--data_dir=a", "--csv_file=b"])
     assert result.returncode != 0
     for message in ("--epochs must be >= 1", "--max_len must be >= 1",
                     "--dropout must be in [0, 1)", "--ngram_buckets must be >= 0",
-                    "--ngram_dropout must be in [0, 1)",
+                    "--ngram_l2 must be >= 0",
                     "at most one of --data_dir and --csv_file"):
         assert message in result.stderr
     result = _run_cli([f"--model_dir={model_dir}", "--strategy=cluster"])

@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import signal
+import types
 
 import keras
 import numpy as np
@@ -106,7 +107,8 @@ def test_the_classifier_starts_from_exactly_the_pretrained_weights(tmp_path):
     for weight in language_model.weights:
         weight.assign(np.random.default_rng(7).normal(size=weight.shape))
     classifier, history, resumed = train._restore_or_build(
-        config, str(tmp_path), [], 50, 18, 5, language_model)
+        dataclasses.replace(config, ngram_buckets=0), str(tmp_path), [], 50,
+        types.SimpleNamespace(num_batches=5), 18, language_model)
     assert history == [] and resumed is None
     for name in pretrain.SHARED_LAYERS:
         lm_weights = language_model.get_layer(name).get_weights()

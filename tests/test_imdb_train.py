@@ -208,8 +208,9 @@ def test_csv_run_with_last_output_pooling_and_early_stopping(tmp_path):
 
 
 def test_ngram_score_trains_and_the_saved_model_scores_strings(tmp_path):
-    """--ngram_buckets: the word-and-pair weights move off zero in training,
-    and model.keras (strings in) gives the best checkpoint's probabilities."""
+    """--ngram_buckets: the log-count ratios are counted before training and
+    kept, the word-and-pair weights move off zero in training, and
+    model.keras (strings in) gives the best checkpoint's probabilities."""
     rows = [f"{POSITIVE[i % 6]} {POSITIVE[(i + 1) % 6]},positive\n"
             f"{NEGATIVE[i % 6]} {NEGATIVE[(i + 1) % 6]},negative" for i in range(12)]
     csv_file = tmp_path / "reviews.csv"
@@ -218,9 +219,18 @@ def test_ngram_score_trains_and_the_saved_model_scores_strings(tmp_path):
     model_dir = str(tmp_path / "run")
     train.train_and_evaluate(config, model_dir)
     best = keras.models.load_model(checkpoints.checkpoint_path(model_dir, 1))
-    weights = best.get_layer("ngram_score").ngram_weights.numpy()
+    scores = best.get_layer("ngram_score")
+    weights = scores.ngram_weights.numpy()
     vocab_size = best.get_layer("embedding").input_dim  # the adapted vocabulary
     assert weights.shape == (vocab_size + 64,) and np.abs(weights).max() > 0
+    # Positive words only appear in positive reviews: their ratios are > 0.
+    # (vocabulary.json, the training reviews' words, leaves out id 0,
+    # padding, and id 1, [UNK].)
+    vocabulary = json.loads((tmp_path / "run" / "vocabulary.json").read_text())
+    ratios = dict(zip(vocabulary, scores.log_count_ratios.numpy()[2:]))
+    assert {word: ratios[word] > 0 for word in vocabulary} == {
+        word: word in POSITIVE for word in vocabulary}
+    assert set(POSITIVE) & set(vocabulary) and set(NEGATIVE) & set(vocabulary)
     reviews = [POSITIVE[0] + " " + POSITIVE[1], NEGATIVE[2]]
     np.testing.assert_allclose(
         predict.positive_probabilities(predict.load_model(model_dir), reviews),

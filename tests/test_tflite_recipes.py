@@ -63,8 +63,9 @@ def test_imdb_export_writes_fused_float_and_int8_models(tmp_path, ngram_buckets)
     classifier = imdb_model.build_classifier(config, len(words) + 2)
     if ngram_buckets:  # Weights that move the score, so the check has teeth.
         scores = classifier.get_layer("ngram_score")
-        scores.ngram_weights.assign(np.random.default_rng(0).normal(
-            size=scores.ngram_weights.shape).astype("float32"))
+        for table in (scores.ngram_weights, scores.log_count_ratios):
+            table.assign(np.random.default_rng(0).normal(
+                size=table.shape).astype("float32"))
     vectorizer = text.make_vectorizer(
         config.vocab_size, config.max_len, words, config.keep_marks)
     end_to_end = imdb_model.build_end_to_end(vectorizer, classifier)

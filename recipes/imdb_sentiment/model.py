@@ -76,8 +76,10 @@ def build_classifier(config, vocab_size):
     "mean_max" both side by side. Pooling lets every position pass its
     evidence straight to the loss instead of through hundreds of steps.
     Word dropout drops whole word vectors (training only). With
-    ngram_buckets > 0, a linear score of the review's words and word pairs
-    (`ngrams.NgramScore`) is added to the LSTM's logit before the sigmoid.
+    ngram_buckets > 0, a naive-Bayes-weighted linear score of the review's
+    words and word pairs (`ngrams.NgramScore`, NBSVM) is added to the LSTM's
+    logit before the sigmoid; its log-count ratios are zero until
+    `ngrams.log_count_ratios` sets them.
     """
     lstm = lstm_class(config.cell)
     seed = config.seed
@@ -109,8 +111,8 @@ def build_classifier(config, vocab_size):
     if config.ngram_buckets:
         lstm_logit = keras.layers.Dense(1, dtype="float32", name="lstm_logit")(x)
         ngram_logit = ngrams.NgramScore(
-            vocab_size, config.ngram_buckets, dropout=config.ngram_dropout,
-            seed=seed, dtype="float32", name="ngram_score",
+            vocab_size, config.ngram_buckets, l2=config.ngram_l2,
+            dtype="float32", name="ngram_score",
         )(token_ids)
         logit = keras.layers.Add(dtype="float32", name="logit")([lstm_logit, ngram_logit])
         probability = keras.layers.Activation(

@@ -41,6 +41,7 @@ from recipes.imdb_sentiment import input_pipeline
 from recipes.imdb_sentiment import mid_epoch
 from recipes.imdb_sentiment import model as model_lib
 from recipes.imdb_sentiment import multi_worker
+from recipes.imdb_sentiment import ngrams
 from recipes.imdb_sentiment import pretrain as pretrain_lib
 from recipes.imdb_sentiment import sources
 from recipes.imdb_sentiment import text
@@ -179,15 +180,18 @@ def _make_batches(config, splits, vectorizer):
     }
 
 
-def _restore_or_build(config, model_dir, history, vocab_size, train_examples,
-                      batches_per_epoch, language_model=None):
+def _restore_or_build(config, model_dir, history, vocab_size, train_batches,
+                      train_examples, language_model=None):
     """(classifier, history, mid-epoch state or None) to continue from.
 
     The newest intact epoch checkpoint's classifier, or the mid-epoch one
     of the epoch after it, or a new classifier.
     A new classifier starts from `language_model`'s embedding and first
-    Bidirectional LSTM when one is given (pretraining).
+    Bidirectional LSTM when one is given (pretraining), and its n-gram
+    score's log-count ratios are counted on `train_batches` (checkpoints
+    keep them).
     """
+    batches_per_epoch = train_batches.num_batches
     classifier, history = checkpoints.load_newest_intact(model_dir, history)
     mid_classifier, resumed = mid_epoch.load(model_dir, len(history) + 1)
     if mid_classifier is not None:
@@ -201,6 +205,10 @@ def _restore_or_build(config, model_dir, history, vocab_size, train_examples,
     classifier = model_lib.build_classifier(config, vocab_size)
     if language_model is not None:
         pretrain_lib.transfer(language_model, classifier)
+    if config.ngram_buckets:
+        scores = classifier.get_layer("ngram_score")
+        scores.log_count_ratios.assign(
+            ngrams.log_count_ratios(scores, train_batches.epoch()))
     model_lib.compile_classifier(
         classifier,
         model_lib.learning_rate_schedule(config, train_examples),
@@ -321,8 +329,7 @@ def _train(config, model_dir, out_dir, splits, split_how, strategy, policy,
     with strategy.scope():
         classifier, history, resumed = _restore_or_build(
             config, model_dir, history, vectorizer.vocabulary_size(),
-            len(splits["train"]), batches["train"].num_batches,
-            language_model,
+            batches["train"], len(splits["train"]), language_model,
         )
     done = len(history)
     workers.check_same_position(strategy, done, "epochs", model_dir)
