@@ -160,3 +160,12 @@ def test_without_buckets_the_classifier_is_unchanged():
     config.ngram_buckets = 0
     names = [layer.name for layer in model_lib.build_classifier(config, 50).layers]
     assert "ngram_score" not in names and names[-1] == "probability"
+
+
+def test_a_score_saved_by_the_earlier_plain_layer_is_refused_clearly():
+    old_config = {"name": "ngram_score", "vocab_size": VOCAB, "buckets": BUCKETS,
+                  "dropout": 0.5, "seed": 0}
+    with pytest.raises(ValueError, match="earlier, plain words-and-pairs score"):
+        ngrams.NgramScore.from_config(old_config)
+    fresh = ngrams.NgramScore.from_config(ngrams.NgramScore(VOCAB, BUCKETS, l2=0.1).get_config())
+    assert (fresh.vocab_size, fresh.buckets, fresh.l2) == (VOCAB, BUCKETS, 0.1)

@@ -103,6 +103,19 @@ class NgramScore(keras.layers.Layer):
         config.update(vocab_size=self.vocab_size, buckets=self.buckets, l2=self.l2)
         return config
 
+    @classmethod
+    def from_config(cls, config):
+        # The first NgramScore (2026-12-06) had n-gram dropout and no
+        # log-count ratios; its weights mean something else, so refuse it.
+        if "dropout" in config:
+            raise ValueError(
+                "this model's NgramScore was saved by the earlier, plain "
+                "words-and-pairs score (it has 'dropout', no log-count ratios), "
+                "which this version cannot load; train it again. Received: "
+                f"config keys {sorted(config)}"
+            )
+        return super().from_config(config)
+
 
 def log_count_ratios(layer, batches):
     """Naive-Bayes log-count ratios of `layer`'s rows, from (token ids, labels) batches.
