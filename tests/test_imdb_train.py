@@ -226,7 +226,8 @@ def test_ngram_score_trains_and_the_saved_model_scores_strings(tmp_path):
     # Positive words only appear in positive reviews: their ratios are > 0.
     # (vocabulary.json, the training reviews' words, leaves out id 0,
     # padding, and id 1, [UNK].)
-    vocabulary = json.loads((tmp_path / "run" / "vocabulary.json").read_text())
+    with open(os.path.join(model_dir, "vocabulary.json")) as f:
+        vocabulary = json.load(f)
     ratios = dict(zip(vocabulary, scores.log_count_ratios.numpy()[2:]))
     assert {word: ratios[word] > 0 for word in vocabulary} == {
         word: word in POSITIVE for word in vocabulary}

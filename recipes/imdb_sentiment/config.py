@@ -1,9 +1,10 @@
 """Settings of the IMDB sentiment recipe: one dataclass, defaults tuned for 2 CPU cores.
 
 The defaults ("!" and "?" kept as tokens, max pooling, word dropout and
-dropout 0.5, 6 epochs under a cosine learning-rate decay, NBSVM's words-and-pairs
-score beside the LSTM) are the best of the runs docs/recipes/imdb.md lists. `debug_config()` shrinks the data and the model so that
-a test trains for a step or two in seconds.
+dropout 0.5, 6 epochs under a cosine learning-rate decay, NBSVM's
+words-and-pairs score beside the LSTM) are the best of the runs
+docs/recipes/imdb.md lists. `debug_config()` shrinks the data and the model
+so that a test trains for a step or two in seconds.
 """
 
 import dataclasses
