@@ -149,6 +149,28 @@ def test_evaluation_covers_every_character_once(stateful):
         assert batches[0]["reset"].numpy().all()
 
 
+def test_stateful_evaluation_rows_read_context_before_their_stretch():
+    ids = np.arange(1, 108, dtype=np.int32)  # Position p holds p + 1; 106 targets.
+    batches = list(input_pipeline.evaluation_dataset(
+        ids, 5, 4, stateful=True, context_windows=2))
+    inputs = np.concatenate([b["inputs"].numpy() for b in batches], axis=1)
+    weights = np.concatenate([b["weights"].numpy() for b in batches], axis=1)
+    stretch = 27  # ceil(106 / 4) scored characters per row.
+    for row in range(4):
+        first_scored = row * stretch
+        first_read = max(first_scored - 10, 0)  # 2 windows of 5 before it.
+        assert inputs[row, 0] == first_read + 1
+        # Reading is contiguous up to the end of the text, then padding.
+        readable = min(inputs.shape[1], 106 - first_read)
+        np.testing.assert_array_equal(
+            inputs[row, :readable], np.arange(first_read, first_read + readable) + 1)
+        np.testing.assert_array_equal(
+            inputs[row][weights[row] > 0],
+            np.arange(first_scored, min(first_scored + stretch, 106)) + 1)
+    assert batches[0]["reset"].numpy().all()
+    assert not any(b["reset"].numpy().any() for b in batches[1:])
+
+
 def test_load_tfds_text_with_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 

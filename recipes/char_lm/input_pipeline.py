@@ -206,44 +206,70 @@ class TrainingStream:
         )
 
 
-def evaluation_dataset(ids, seq_len, batch_size, stateful):
+# Windows of text each stateful evaluation row reads, unscored, before its
+# own stretch: 200 characters of Tiny Shakespeare score as one unbroken
+# stream does (1.4320 against 1.4320 nats/char; from zero state, 1.4361).
+EVALUATION_CONTEXT_WINDOWS = 2
+
+
+def evaluation_dataset(ids, seq_len, batch_size, stateful,
+                       context_windows=EVALUATION_CONTEXT_WINDOWS):
     """Batches covering every validation character once, padded with weight 0.
 
     Returns dicts of inputs, targets, weights (batch, seq_len) and reset
     (batch,). Shuffled-layout models see independent windows (as in
-    training); stateful ones see each row's windows in order, the state
-    carried from the first batch (reset=True) on.
+    training). Stateful ones see each row's windows in order, the state
+    carried from the first batch (reset=True) on: row r scores its own
+    contiguous stretch of the text, and first reads `context_windows *
+    seq_len` characters before it (fewer near the text's start) with weight
+    0, so that its first characters are predicted from context, as in one
+    unbroken stream, not from a zero state.
     """
     usable = len(ids) - 1
     if stateful:
-        row_len = -(-usable // batch_size)
-        row_len = -(-row_len // seq_len) * seq_len
-        rows = batch_size
-    else:
-        row_len = seq_len
-        rows = -(-usable // seq_len)
-        rows = -(-rows // batch_size) * batch_size
-    padding = rows * row_len - usable
-    inputs = np.pad(ids[:-1], (0, padding)).reshape(rows, row_len)
-    targets = np.pad(ids[1:], (0, padding)).reshape(rows, row_len)
-    weights = np.pad(np.ones(usable, np.float32), (0, padding))
-    weights = weights.reshape(rows, row_len)
-    if stateful:
-        # (rows, row_len) -> (windows, rows, seq_len): window k of every row.
-        def blocks(a):
-            return a.reshape(rows, -1, seq_len).transpose(1, 0, 2)
+        return _stateful_evaluation_dataset(
+            ids, seq_len, batch_size, context_windows * seq_len)
+    rows = -(-usable // seq_len)
+    rows = -(-rows // batch_size) * batch_size
+    padding = rows * seq_len - usable
 
-        inputs, targets, weights = blocks(inputs), blocks(targets), blocks(weights)
-    else:
-        def blocks(a):
-            return a.reshape(-1, batch_size, seq_len)
+    def blocks(a):  # (rows * seq_len,) -> (batches, batch_size, seq_len)
+        return np.pad(a, (0, padding)).reshape(-1, batch_size, seq_len)
 
-        inputs, targets, weights = blocks(inputs), blocks(targets), blocks(weights)
-    reset = np.zeros((len(inputs), batch_size), bool)
+    return _as_dataset(blocks(ids[:-1]), blocks(ids[1:]),
+                       blocks(np.ones(usable, np.float32)))
+
+
+def _stateful_evaluation_dataset(ids, seq_len, batch_size, context):
+    """The stateful layout of `evaluation_dataset`, `context` a multiple of
+    seq_len."""
+    usable = len(ids) - 1
+    stretch = -(-usable // batch_size)  # Scored characters per row.
+    row_len = -(-(context + stretch) // seq_len) * seq_len
+    first_scored = np.arange(batch_size) * stretch  # (rows,)
+    first_read = np.maximum(first_scored - context, 0)
+    positions = first_read[:, None] + np.arange(row_len)[None, :]  # (rows, row_len)
+    in_text = positions < usable
+    scored = (in_text & (positions >= first_scored[:, None])
+              & (positions < first_scored[:, None] + stretch))
+    safe = np.where(in_text, positions, 0)
+    inputs = np.where(in_text, ids[safe], 0)
+    targets = np.where(in_text, ids[safe + 1], 0)
+
+    def blocks(a):  # (rows, row_len) -> (windows, rows, seq_len): window k of every row.
+        return a.reshape(batch_size, -1, seq_len).transpose(1, 0, 2)
+
+    return _as_dataset(blocks(inputs), blocks(targets),
+                       blocks(scored.astype(np.float32)))
+
+
+def _as_dataset(inputs, targets, weights):
+    """A dataset of (batches, batch_size, seq_len) arrays; state reset on the first."""
+    reset = np.zeros(inputs.shape[:2], bool)
     reset[0] = True
     return tf.data.Dataset.from_tensor_slices({
         "inputs": inputs.astype(np.int32),
         "targets": targets.astype(np.int32),
-        "weights": weights,
+        "weights": weights.astype(np.float32),
         "reset": reset,
     })
