@@ -208,6 +208,61 @@ def test_weight_dropout_reaches_every_layer_and_survives_saving(tmp_path, text_f
     assert np.max(np.abs(np.asarray(trained) - np.asarray(inference[0]))) > 1e-4
 
 
+def test_moving_average_is_evaluated_and_raw_weights_train_on(tmp_path, text_file):
+    from recipes.char_lm import input_pipeline
+    from recipes.char_lm import steps
+
+    model_dir = str(tmp_path / "run")
+    config = debug_config(text_file=text_file, ema_decay=0.75)
+    vocab, train_ids, _ = train.load_data(config, model_dir)
+    strategy = tf.distribute.get_strategy()
+    run = trainer.Trainer(config, model_dir, model_dir, vocab, strategy, "float32")
+    stream = input_pipeline.TrainingStream(
+        train_ids, config.seq_len, config.batch_size, config.seed, stateful=False)
+    raw_after_each_step = []
+    for batch in steps.distribute(strategy, lambda: stream.dataset(0, 3)):
+        _, _, run.states = run.train_step(batch, run.states)
+        raw_after_each_step.append([v.numpy() for v in run.model.trainable_variables])
+    # NumPy reference: the first step's weights, then a <- d a + (1 - d) w.
+    expected = raw_after_each_step[0]
+    for weights in raw_after_each_step[1:]:
+        expected = [0.75 * a + 0.25 * w for a, w in zip(expected, weights)]
+    with run.evaluated_weights():
+        for variable, average in zip(run.model.trainable_variables, expected):
+            np.testing.assert_allclose(variable.numpy(), average, rtol=1e-5, atol=1e-7)
+    for variable, raw in zip(run.model.trainable_variables, raw_after_each_step[-1]):
+        np.testing.assert_array_equal(variable.numpy(), raw)
+    assert not np.allclose(expected[0], raw_after_each_step[-1][0])
+
+
+def test_moving_average_is_saved_and_its_raw_weights_resume(tmp_path, text_file):
+    import keras
+
+    model_dir = str(tmp_path / "run")
+    config = debug_config(text_file=text_file, ema_decay=0.5)
+    train.train_and_evaluate(config, model_dir)
+    saved = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
+    vocab, _, _ = train.load_data(config, model_dir)
+    # A trainer restored from the last checkpoint holds the raw weights and,
+    # in the optimizer, their average: model.keras holds the average.
+    run = trainer.Trainer(config, model_dir, model_dir, vocab,
+                          tf.distribute.get_strategy(), "float32")
+    assert int(run.step.numpy()) == config.train_steps
+    kernel = run.model.get_layer("lstm_1").cell.kernel
+    saved_kernel = saved.get_layer("lstm_1").cell.kernel.numpy()
+    assert not np.allclose(kernel.numpy(), saved_kernel)
+    with run.evaluated_weights():
+        np.testing.assert_allclose(kernel.numpy(), saved_kernel, rtol=1e-6)
+
+
+def test_ema_decay_out_of_range_is_refused(tmp_path, text_file):
+    with pytest.raises(UsageError, match=r"ema_decay must be in \[0, 1\). "
+                       "Received: ema_decay=1.0"):
+        train.train_and_evaluate(debug_config(text_file=text_file, ema_decay=1.0),
+                                 str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run")
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
         tmp_path, existing_run, monkeypatch):
     text_file, existing_dir, _ = existing_run

@@ -40,6 +40,8 @@ _HELP = {
     "final_lr_fraction": "Final learning rate as a fraction of the peak (cosine).",
     "clip_norm": "Global gradient-norm clipping threshold.",
     "weight_decay": "Decoupled weight decay (AdamW); 0 = Adam.",
+    "ema_decay": "Evaluate, sample and save the moving average of the weights "
+                 "with this decay per step (0 = the raw weights).",
     "stateful": "Carry LSTM states across consecutive windows (truncated BPTT).",
     "mixed_precision": "bfloat16 compute (float16 on GPU), float32 variables.",
     "tpu_address": "TPU address for --strategy=tpu.",
@@ -81,6 +83,7 @@ validators.require_above("clip_norm", 0.0)
 validators.require_fraction("dropout")
 validators.require_fraction("weight_dropout")
 validators.require_fraction("final_lr_fraction")
+validators.require_fraction("ema_decay")
 flags.register_validator(
     "validation_fraction", lambda v: v is None or 0.0 < v < 1.0,
     message="--validation_fraction must be in (0, 1)")

@@ -74,6 +74,10 @@ class Config:
     clip_norm: float = 1.0
     # Adam's decoupled weight decay (AdamW); 0 means plain Adam.
     weight_decay: float = 0.0
+    # Evaluate, sample and save an exponential moving average of the weights
+    # (Polyak averaging), updated every step with this decay; training and
+    # the checkpoints keep the raw weights too. 0 means the raw weights.
+    ema_decay: float = 0.0
     # Carry the LSTM state across consecutive windows (truncated BPTT): each
     # batch row reads its own contiguous stretch of the text.
     stateful: bool = True

@@ -62,6 +62,9 @@ def check_config(config):
             "weight_dropout (DropConnect on the recurrent kernel) needs "
             "--cell=keras_lstm; keras.layers.LSTM has no such option. Received: "
             f"cell={config.cell!r}, weight_dropout={config.weight_dropout}")
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise UsageError("ema_decay must be in [0, 1). Received: "
+                         f"ema_decay={config.ema_decay}")
     if config.cell not in CELLS:
         raise UsageError(f"cell must be one of {', '.join(CELLS)}. "
                          f"Received: cell={config.cell!r}")
@@ -246,11 +249,13 @@ def _train(config, model_dir, vocab, train_ids, validation_ids, strategy,
                     ("loss", loss), ("ms/step", 1000 * seconds),
                     ("chars/s", chars_per_step / seconds)])
             if step % config.eval_every == 0 or step == config.train_steps:
-                val_loss, val_step = _evaluate(run, eval_data), step
+                with run.evaluated_weights():
+                    val_loss, val_step = _evaluate(run, eval_data), step
+                    _log_evaluation(run, val_writer, vocab, prime, val_loss,
+                                    gate_logger)
                 if val_loss < run.best_val.numpy():
                     run.best_val.assign(val_loss)
                     run.best_step.assign(step)
-                _log_evaluation(run, val_writer, vocab, prime, val_loss, gate_logger)
                 if progbar is not None:
                     print(f"\nstep {step}: validation {val_loss:.4f} nats/char, "
                           f"{val_loss * NATS_TO_BITS:.4f} bits/char", flush=True)
@@ -276,13 +281,14 @@ def _train(config, model_dir, vocab, train_ids, validation_ids, strategy,
     if step < config.train_steps:
         print(f"stopped at step {step} of {config.train_steps} "
               "(--stop_after_steps); rerun the same command to resume", flush=True)
-    if val_step != step:  # Stopped between evaluations, or nothing to do.
-        val_loss = _evaluate(run, eval_data)
+    with run.evaluated_weights():
+        if val_step != step:  # Stopped between evaluations, or nothing to do.
+            val_loss = _evaluate(run, eval_data)
+        outputs.save_model_atomically(
+            run.model, os.path.join(out_dir, model_lib.MODEL_FILENAME))
     best, best_step = float(run.best_val.numpy()), int(run.best_step.numpy())
     if val_loss < best:  # Stopped between evaluations: report, don't keep,
         best, best_step = val_loss, step  # so a resumed run ends the same.
-    outputs.save_model_atomically(
-        run.model, os.path.join(out_dir, model_lib.MODEL_FILENAME))
     seconds = float(run.train_seconds.numpy())
     metrics = {
         "steps": step,

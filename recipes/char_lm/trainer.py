@@ -7,6 +7,7 @@ data position, see `input_pipeline.TrainingStream`), dropout's seed-generator
 states, the carried LSTM states (--stateful) and the best figures so far.
 """
 
+import contextlib
 import os
 
 import keras
@@ -21,7 +22,8 @@ from recipes.common.finite import non_finite_weights
 
 
 def make_optimizer(config):
-    """Adam(W) with linear warmup then cosine decay to final_lr_fraction."""
+    """Adam(W) with linear warmup then cosine decay to final_lr_fraction,
+    keeping a moving average of the weights if config.ema_decay."""
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0,
         warmup_target=config.learning_rate,
@@ -29,9 +31,12 @@ def make_optimizer(config):
         decay_steps=max(1, config.train_steps - config.warmup_steps),
         alpha=config.final_lr_fraction,
     )
+    average = dict(use_ema=config.ema_decay > 0,
+                   ema_momentum=config.ema_decay or 0.99)
     if config.weight_decay:
-        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
-    return keras.optimizers.Adam(schedule)
+        return keras.optimizers.AdamW(
+            schedule, weight_decay=config.weight_decay, **average)
+    return keras.optimizers.Adam(schedule, **average)
 
 
 class Trainer:
@@ -125,6 +130,23 @@ class Trainer:
                 f"the weights became NaN or infinite by step {step} ({bad[0]})")
         self.carried_states.assign(self._gather_states(self.states))
         self.manager.save(checkpoint_number=step)
+
+    @contextlib.contextmanager
+    def evaluated_weights(self):
+        """Within the block the model holds the weights that are evaluated,
+        sampled and saved: the moving average with --ema_decay, else the raw
+        weights. The raw weights are back after it."""
+        if not self.optimizer.use_ema:
+            yield
+            return
+        variables = self.model.trainable_variables
+        raw = [tf.identity(v.value) for v in variables]
+        self.optimizer.finalize_variable_values(variables)
+        try:
+            yield
+        finally:
+            for variable, value in zip(variables, raw):
+                variable.assign(value)
 
     def evaluate(self, dataset):
         """Mean validation loss in nats/char over the whole split."""
