@@ -208,6 +208,23 @@ def test_weight_dropout_reaches_every_layer_and_survives_saving(tmp_path, text_f
     assert np.max(np.abs(np.asarray(trained) - np.asarray(inference[0]))) > 1e-4
 
 
+@pytest.mark.parametrize("locked", [False, True])
+def test_locked_dropout_shares_one_mask_across_time(tmp_path, text_file, locked):
+    import keras
+
+    model_dir = str(tmp_path / "run")
+    config = debug_config(text_file=text_file, train_steps=2, dropout=0.5,
+                          locked_dropout=locked)
+    train.train_and_evaluate(config, model_dir)
+    model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
+    for name in ("embedding_dropout", "lstm_1_dropout"):
+        kept = np.asarray(model.get_layer(name)(np.ones((3, 40, 8), np.float32),
+                                                training=True)) > 0
+        assert 0.2 < kept.mean() < 0.8
+        # Locked: every time step keeps the same features; else they vary.
+        assert (kept == kept[:, :1]).all() == locked
+
+
 def test_moving_average_is_evaluated_and_raw_weights_train_on(tmp_path, text_file):
     from recipes.char_lm import input_pipeline
     from recipes.char_lm import steps

@@ -30,6 +30,8 @@ _HELP = {
     "layers": "Number of stacked LSTM layers.",
     "units": "Units per LSTM layer.",
     "dropout": "Dropout after the embedding and after each LSTM layer.",
+    "locked_dropout": "One --dropout mask per window, shared by its time steps "
+                      "(AWD-LSTM's locked dropout), not one per step.",
     "weight_dropout": "DropConnect on each LSTM layer's recurrent kernel "
                       "(keras_lstm only; keeps the fast path).",
     "train_steps": "Training steps of the whole run (the schedule ends here).",

@@ -54,6 +54,10 @@ class Config:
     units: int = 512
     # Dropout on the embedding output and on each LSTM layer's output.
     dropout: float = 0.3
+    # Draw that dropout mask once per window and share it across the
+    # window's time steps (AWD-LSTM's locked, or variational, dropout), in
+    # place of a new mask at every time step.
+    locked_dropout: bool = False
     # DropConnect on each LSTM layer's recurrent kernel (AWD-LSTM's weight
     # drop: one mask per step's batch, the fast path kept); keras_lstm only.
     weight_dropout: float = 0.0

@@ -28,7 +28,7 @@ def build_model(vocab_size, config):
     Args:
         vocab_size: Number of ids, OOV id included.
         config: A `Config`; uses cell, embedding_dim, layers, units, dropout,
-            weight_dropout and seed.
+            locked_dropout, weight_dropout and seed.
 
     Returns:
         A functional `keras.Model` called as
@@ -44,9 +44,11 @@ def build_model(vocab_size, config):
             keras.Input((config.units,), name=f"c_{layer + 1}"),
         ]
     x = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(ids)
+    # Locked dropout: a (B, 1, features) mask, broadcast over time.
+    noise_shape = (None, 1, None) if config.locked_dropout else None
     x = keras.layers.Dropout(
-        config.dropout, seed=config.seed, name="embedding_dropout"
-    )(x)  # (B, T, E)
+        config.dropout, noise_shape=noise_shape, seed=config.seed,
+        name="embedding_dropout")(x)  # (B, T, E)
     final_states = []
     for layer in range(config.layers):
         lstm = _lstm_layer(config, f"lstm_{layer + 1}", seed=config.seed + 100 + layer)
@@ -54,8 +56,8 @@ def build_model(vocab_size, config):
             x, initial_state=states[2 * layer : 2 * layer + 2]
         )
         x = keras.layers.Dropout(
-            config.dropout, seed=config.seed + layer + 1, name=f"lstm_{layer + 1}_dropout"
-        )(x)
+            config.dropout, noise_shape=noise_shape, seed=config.seed + layer + 1,
+            name=f"lstm_{layer + 1}_dropout")(x)
         final_states += [h, c]  # each (B, U)
     # Logits in float32 even under mixed precision: the softmax needs it.
     logits = keras.layers.Dense(vocab_size, dtype="float32", name="logits")(x)
