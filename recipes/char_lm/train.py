@@ -52,19 +52,15 @@ def check_config(config):
     if not 0.0 < config.validation_fraction < 1.0:
         raise UsageError("validation_fraction must be in (0, 1). Received: "
                          f"validation_fraction={config.validation_fraction}")
-    if not 0.0 <= config.dropout < 1.0:
-        raise UsageError(f"dropout must be in [0, 1). Received: dropout={config.dropout}")
-    if not 0.0 <= config.weight_dropout < 1.0:
-        raise UsageError("weight_dropout must be in [0, 1). Received: "
-                         f"weight_dropout={config.weight_dropout}")
+    for name in ("dropout", "weight_dropout", "ema_decay"):
+        if not 0.0 <= getattr(config, name) < 1.0:
+            raise UsageError(f"{name} must be in [0, 1). Received: "
+                             f"{name}={getattr(config, name)}")
     if config.weight_dropout and config.cell != "keras_lstm":
         raise UsageError(
             "weight_dropout (DropConnect on the recurrent kernel) needs "
             "--cell=keras_lstm; keras.layers.LSTM has no such option. Received: "
             f"cell={config.cell!r}, weight_dropout={config.weight_dropout}")
-    if not 0.0 <= config.ema_decay < 1.0:
-        raise UsageError("ema_decay must be in [0, 1). Received: "
-                         f"ema_decay={config.ema_decay}")
     if config.cell not in CELLS:
         raise UsageError(f"cell must be one of {', '.join(CELLS)}. "
                          f"Received: cell={config.cell!r}")

@@ -31,8 +31,8 @@ def make_optimizer(config):
         decay_steps=max(1, config.train_steps - config.warmup_steps),
         alpha=config.final_lr_fraction,
     )
-    average = dict(use_ema=config.ema_decay > 0,
-                   ema_momentum=config.ema_decay or 0.99)
+    # Keras checks ema_momentum only when use_ema is on.
+    average = dict(use_ema=config.ema_decay > 0, ema_momentum=config.ema_decay)
     if config.weight_decay:
         return keras.optimizers.AdamW(
             schedule, weight_decay=config.weight_decay, **average)
